@@ -1,0 +1,114 @@
+//! Builders for [`Outcome`], and the one place that maps an HTTP answer to an outcome so
+//! every HTTP channel treats destinations the same way.
+
+use crate::{Failure, FetchError, HttpResponse, Outcome, Receipt, RetryHint};
+
+impl Outcome {
+    /// The destination took the notification.
+    pub fn delivered() -> Self {
+        Outcome::Delivered(Receipt {
+            status: None,
+            detail: None,
+        })
+    }
+
+    /// The destination took the notification; `detail` goes into the attempt record.
+    pub fn delivered_with(status: Option<u16>, detail: Option<String>) -> Self {
+        Outcome::Delivered(Receipt { status, detail })
+    }
+
+    /// A transient failure: try again on the channel's retry schedule.
+    pub fn retry(reason: impl Into<String>) -> Self {
+        Outcome::Retry(RetryHint {
+            status: None,
+            after_ms: None,
+            reason: reason.into(),
+        })
+    }
+
+    /// A transient failure: try again no sooner than `after_ms` from now.
+    pub fn retry_after(after_ms: u64, reason: impl Into<String>) -> Self {
+        Outcome::Retry(RetryHint {
+            status: None,
+            after_ms: Some(after_ms),
+            reason: reason.into(),
+        })
+    }
+
+    /// A permanent failure: stop retrying and dead-letter the delivery.
+    pub fn failed(reason: impl Into<String>) -> Self {
+        Outcome::Failed(Failure {
+            status: None,
+            reason: reason.into(),
+            disable: false,
+        })
+    }
+
+    /// The destination is gone for good (HTTP 410): fail, and ask the host to disable it.
+    pub fn gone(reason: impl Into<String>) -> Self {
+        Outcome::Failed(Failure {
+            status: Some(410),
+            reason: reason.into(),
+            disable: true,
+        })
+    }
+
+    /// Classifies an HTTP answer the way Switchyard's HTTP channels agree on:
+    /// 2xx delivered; 408, 429 and 5xx retry, honouring `Retry-After`; 410 failed with a
+    /// disable hint; any other status (3xx included: redirects are never followed) failed.
+    pub fn from_response(response: &HttpResponse) -> Self {
+        let status = response.status;
+        let summary = format!("HTTP {status}{}", body_excerpt(&response.body));
+        match status {
+            200..=299 => Outcome::delivered_with(Some(status), None),
+            410 => Outcome::Failed(Failure {
+                status: Some(status),
+                reason: format!("{summary}: the destination is gone"),
+                disable: true,
+            }),
+            408 | 429 | 500..=599 => Outcome::Retry(RetryHint {
+                status: Some(status),
+                after_ms: response.retry_after_ms(),
+                reason: summary,
+            }),
+            300..=399 => Outcome::Failed(Failure {
+                status: Some(status),
+                reason: format!(
+                    "{summary}: redirect to {} not followed",
+                    response.header("location").unwrap_or("nowhere")
+                ),
+                disable: false,
+            }),
+            _ => Outcome::Failed(Failure {
+                status: Some(status),
+                reason: summary,
+                disable: false,
+            }),
+        }
+    }
+
+    /// Classifies the result of [`crate::HttpRequest::send`]: an answer as in
+    /// [`Outcome::from_response`]; a timeout or a connection error is worth a retry; a
+    /// denied or malformed request never gets better, so it fails.
+    pub fn from_fetch(result: Result<HttpResponse, FetchError>) -> Self {
+        match result {
+            Ok(response) => Outcome::from_response(&response),
+            Err(error @ (FetchError::Timeout | FetchError::Connection(_))) => {
+                Outcome::retry(error.describe())
+            }
+            Err(error) => Outcome::failed(error.describe()),
+        }
+    }
+}
+
+/// The start of a response body, for the attempt record.
+fn body_excerpt(body: &[u8]) -> String {
+    const MAX: usize = 200;
+    let text = String::from_utf8_lossy(&body[..body.len().min(MAX)]);
+    let text = text.trim();
+    if text.is_empty() {
+        String::new()
+    } else {
+        format!(" ({text})")
+    }
+}
