@@ -1,0 +1,153 @@
+//! Compiles every plugin crate to a wasm32-wasip2 component, so a fresh clone builds the
+//! host and its built-in plugins with one `cargo build`.
+//!
+//! - `plugins/*` are the built-ins: they are embedded in the binary (see `builtin.rs` in
+//!   `OUT_DIR`), keyed by their directory name (`plugins/webhook` is the plugin `webhook`).
+//! - `tests/plugins/*` are test plugins (hostile ones among them); their directory is
+//!   exported as `SWITCHYARD_TEST_PLUGINS` for the tests and benchmarks, never embedded.
+//!
+//! All of them are built in one nested cargo invocation with its own target directory, so
+//! it never waits on the lock of the build that runs this script.
+
+use std::env;
+use std::fmt::Write as _;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const WASM_TARGET: &str = "wasm32-wasip2";
+const PROFILE: &str = "plugin";
+
+struct Crate {
+    /// The directory name: the plugin's name.
+    name: String,
+    /// The cargo package name.
+    package: String,
+}
+
+fn main() {
+    let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
+    let root = manifest_dir.parent().unwrap().to_path_buf();
+    let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
+
+    for watched in [
+        "wit",
+        "sdk",
+        "plugins",
+        "tests/plugins",
+        "Cargo.toml",
+        "Cargo.lock",
+    ] {
+        println!("cargo:rerun-if-changed={}", root.join(watched).display());
+    }
+
+    let builtins = crates_in(&root.join("plugins"));
+    let test_plugins = crates_in(&root.join("tests/plugins"));
+
+    // <target>/<profile>/build/<pkg>-<hash>/out -> <target>/wasm-plugins: shared by every
+    // profile of the host (dev, release, clippy), so the plugins are compiled once.
+    let wasm_target_dir = out_dir.ancestors().nth(4).unwrap().join("wasm-plugins");
+    compile(
+        &root,
+        &wasm_target_dir,
+        builtins.iter().chain(&test_plugins),
+    );
+    let artifacts = wasm_target_dir.join(WASM_TARGET).join(PROFILE);
+
+    let mut table = String::from(
+        "/// The built-in plugins, compiled from `plugins/*` by `build.rs`: (name, component).\n\
+         pub static BUILTIN_PLUGINS: &[(&str, &[u8])] = &[\n",
+    );
+    for plugin in &builtins {
+        let wasm = artifact(&artifacts, plugin);
+        let embedded = out_dir.join(format!("{}.wasm", plugin.name));
+        fs::copy(&wasm, &embedded)
+            .unwrap_or_else(|e| panic!("copying {} failed: {e}", wasm.display()));
+        writeln!(
+            table,
+            "    ({:?}, include_bytes!({:?})),",
+            plugin.name,
+            embedded.display().to_string()
+        )
+        .unwrap();
+    }
+    table.push_str("];\n");
+    fs::write(out_dir.join("builtin.rs"), table).unwrap();
+
+    let test_dir = out_dir.join("test-plugins");
+    fs::create_dir_all(&test_dir).unwrap();
+    for plugin in &test_plugins {
+        let wasm = artifact(&artifacts, plugin);
+        fs::copy(&wasm, test_dir.join(format!("{}.wasm", plugin.name)))
+            .unwrap_or_else(|e| panic!("copying {} failed: {e}", wasm.display()));
+    }
+    println!(
+        "cargo:rustc-env=SWITCHYARD_TEST_PLUGINS={}",
+        test_dir.display()
+    );
+}
+
+/// Where cargo put a crate's component: libraries get `_` for `-`, binaries keep the name.
+fn artifact(dir: &Path, plugin: &Crate) -> PathBuf {
+    let library = dir.join(format!("{}.wasm", plugin.package.replace('-', "_")));
+    if library.exists() {
+        library
+    } else {
+        dir.join(format!("{}.wasm", plugin.package))
+    }
+}
+
+/// The plugin crates directly under `dir`, sorted by name.
+fn crates_in(dir: &Path) -> Vec<Crate> {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut crates: Vec<Crate> = entries
+        .filter_map(|entry| {
+            let path = entry.ok()?.path();
+            let manifest = fs::read_to_string(path.join("Cargo.toml")).ok()?;
+            let package = manifest.lines().find_map(|line| {
+                let value = line.trim().strip_prefix("name")?.trim().strip_prefix('=')?;
+                Some(value.trim().trim_matches('"').to_string())
+            })?;
+            let name = path.file_name()?.to_str()?.to_string();
+            Some(Crate { name, package })
+        })
+        .collect();
+    crates.sort_by(|a, b| a.name.cmp(&b.name));
+    crates
+}
+
+fn compile<'a>(root: &Path, target_dir: &Path, crates: impl Iterator<Item = &'a Crate>) {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(root)
+        .args([
+            "build",
+            "--quiet",
+            "--target",
+            WASM_TARGET,
+            "--profile",
+            PROFILE,
+        ])
+        .arg("--target-dir")
+        .arg(target_dir)
+        // Flags meant for the host build (coverage, sanitizers) do not apply to guests.
+        .env_remove("CARGO_ENCODED_RUSTFLAGS")
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR");
+    for krate in crates {
+        command.args(["-p", &krate.package]);
+    }
+    let status = command
+        .status()
+        .expect("could not run cargo to build the plugins");
+    if !status.success() {
+        panic!(
+            "building the plugins for {WASM_TARGET} failed (see above). If the target is \
+             missing, `rustup target add {WASM_TARGET}` installs it; rust-toolchain.toml \
+             normally does that on first use."
+        );
+    }
+}

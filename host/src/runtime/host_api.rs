@@ -1,0 +1,55 @@
+//! The `host` interface as plugins see it: log, config, secret, now, fetch.
+
+use super::State;
+use super::bindings::types::{FetchError, HttpRequest, HttpResponse, Level};
+use super::bindings::{host, types};
+
+impl types::Host for State {}
+
+impl host::Host for State {
+    fn log(&mut self, level: Level, message: String) {
+        let plugin = self.plugin.as_str();
+        match level {
+            Level::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),
+            Level::Debug => tracing::debug!(target: "plugin", plugin, "{message}"),
+            Level::Info => tracing::info!(target: "plugin", plugin, "{message}"),
+            Level::Warn => tracing::warn!(target: "plugin", plugin, "{message}"),
+            Level::Error => tracing::error!(target: "plugin", plugin, "{message}"),
+        }
+    }
+
+    fn config(&mut self) -> String {
+        match &self.grants.config {
+            serde_json::Value::Null => "{}".to_string(),
+            config => config.to_string(),
+        }
+    }
+
+    fn secret(&mut self, name: String) -> Option<String> {
+        self.grants.secrets.get(&name).cloned()
+    }
+
+    fn now(&mut self) -> u64 {
+        self.runtime.inner.config.clock.now_ms()
+    }
+
+    async fn fetch(&mut self, request: HttpRequest) -> Result<HttpResponse, FetchError> {
+        let url = request.url.clone();
+        let result = self
+            .runtime
+            .inner
+            .outbound
+            .fetch(&self.grants.allowed_hosts, request)
+            .await;
+        match &result {
+            Ok(response) => {
+                tracing::debug!(plugin = %self.plugin, %url, status = response.status, "fetch")
+            }
+            Err(FetchError::Denied(why)) => {
+                tracing::warn!(plugin = %self.plugin, %url, "fetch denied: {why}")
+            }
+            Err(error) => tracing::debug!(plugin = %self.plugin, %url, ?error, "fetch failed"),
+        }
+        result
+    }
+}

@@ -1,0 +1,8 @@
+//! The host's integration tests, one binary: plugins run through the real wasmtime runtime,
+//! HTTP goes to real local receivers.
+
+mod adapters;
+mod channels;
+mod loading;
+mod sandbox;
+mod support;

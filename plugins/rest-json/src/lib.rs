@@ -1,0 +1,28 @@
+//! The `rest-json` adapter: the REST API's body, a notification in JSON, becomes drafts.
+//!
+//! The body is one notification object, an array of them, or `{"notifications": [...]}`:
+//!
+//! ```json
+//! {"kind": "invoice.paid", "attributes": {"region": "eu"}, "payload": {"invoice": 42},
+//!  "idempotency_key": "invoice-42-paid"}
+//! ```
+//!
+//! `kind` is required; `attributes`, `payload` and `idempotency_key` are optional (see
+//! `switchyard_sdk::drafts` for the limits). Malformed JSON is a 400 `invalid-json` that
+//! says the line and column; a body that breaks the schema is a 422 `invalid-field` whose
+//! `field` is the path, such as `notifications[1].kind`, and whose message gives the reason.
+//!
+//! Config: none. Secrets: none; callers of the REST API are authenticated by the host
+//! before the request reaches this adapter.
+
+use switchyard_sdk::{Adapter, Draft, Rejection, Request, export_adapter};
+
+struct RestJson;
+
+impl Adapter for RestJson {
+    fn handle(request: Request) -> Result<Vec<Draft>, Rejection> {
+        switchyard_sdk::drafts::from_json_body(&request.body)
+    }
+}
+
+export_adapter!(RestJson);

@@ -1,0 +1,5 @@
+//! A WASI command (it exports `wasi:cli/run`), not a Switchyard plugin.
+
+fn main() {
+    println!("hello from a command");
+}
