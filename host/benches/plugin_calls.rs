@@ -1,1 +1,86 @@
-fn main() {}
+//! What a plugin call costs: a fresh instance per call, as in production.
+//!
+//! Run with `cargo bench -p switchyard --bench plugin_calls`.
+//!
+//! - `trivial_channel`: a channel that returns `delivered` at once, the floor for one
+//!   fresh-instance call (store, instance from the pre-instantiated pool, call, teardown).
+//! - `rest_json_1kib`: the built-in `rest-json` adapter parsing a 1 KiB notification.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use switchyard::runtime::{
+    Delivery, Grants, Notification, Request, Runtime, RuntimeConfig, Transport,
+};
+
+fn one_kib_notification() -> Vec<u8> {
+    let mut body = serde_json::json!({
+        "kind": "invoice.paid",
+        "attributes": {"severity": "info", "region": "eu-west-1", "tenant": "acme"},
+        "payload": {"invoice": 42, "amount": "129.90", "currency": "EUR", "note": ""},
+        "idempotency_key": "invoice-42-paid"
+    });
+    let size = body.to_string().len();
+    body["payload"]["note"] = "x".repeat(1024 - size).into();
+    let bytes = serde_json::to_vec(&body).unwrap();
+    assert_eq!(bytes.len(), 1024);
+    bytes
+}
+
+fn plugin_calls(c: &mut Criterion) {
+    let tokio = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let grants = Arc::new(Grants::default());
+
+    let trivial_path = std::path::Path::new(env!("SWITCHYARD_TEST_PLUGINS")).join("trivial.wasm");
+    let trivial = tokio
+        .block_on(runtime.load("trivial", &std::fs::read(trivial_path).unwrap()))
+        .unwrap();
+    let delivery = Delivery {
+        notification: Notification {
+            id: "ntf_bench".into(),
+            kind: "bench.ping".into(),
+            source: "bench".into(),
+            attributes: Vec::new(),
+            payload: "null".into(),
+            created_at_ms: 0,
+        },
+        attempt: 1,
+        channel: "bench".into(),
+    };
+    let mut group = c.benchmark_group("plugin_call");
+    group.throughput(Throughput::Elements(1));
+    group.measurement_time(Duration::from_secs(5));
+    group.bench_function("trivial_channel", |b| {
+        b.to_async(&tokio)
+            .iter(|| async { trivial.deliver(&grants, delivery.clone()).await.unwrap() })
+    });
+
+    let rest_json = tokio.block_on(runtime.load_builtin("rest-json")).unwrap();
+    let request = Request {
+        transport: Transport::Http,
+        method: "POST".into(),
+        path: "/api/v1/notifications".into(),
+        headers: vec![("content-type".into(), "application/json".into())],
+        query: String::new(),
+        body: one_kib_notification(),
+    };
+    group.bench_function("rest_json_1kib", |b| {
+        b.to_async(&tokio).iter(|| async {
+            let drafts = rest_json
+                .handle(&grants, request.clone())
+                .await
+                .unwrap()
+                .unwrap();
+            assert_eq!(drafts.len(), 1);
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, plugin_calls);
+criterion_main!(benches);

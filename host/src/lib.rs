@@ -4,3 +4,4 @@
 //! component plugin; [`runtime`] loads and runs them.
 
 pub mod runtime;
+pub mod scaffold;

@@ -169,6 +169,11 @@ pub enum CallError {
     },
 }
 
+/// The runtime could not start: the engine's configuration or the HTTP client was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot start the plugin runtime: {0}")]
+pub struct StartError(String);
+
 /// The plugin runtime: one engine, one linker, one outbound HTTP client. Cheap to clone.
 #[derive(Clone)]
 pub struct Runtime {
@@ -184,7 +189,11 @@ struct Inner {
 
 impl Runtime {
     /// Builds the engine and starts the epoch ticker that enforces CPU deadlines.
-    pub fn new(config: RuntimeConfig) -> Result<Self, wasmtime::Error> {
+    pub fn new(config: RuntimeConfig) -> Result<Self, StartError> {
+        Self::start(config).map_err(|e| StartError(format!("{e:#}")))
+    }
+
+    fn start(config: RuntimeConfig) -> Result<Self, wasmtime::Error> {
         let engine = Engine::new(&engine_config(&config)?)?;
         let mut linker = Linker::new(&engine);
         // WASI is linked because Rust's std imports it, but the context each call gets

@@ -2,7 +2,7 @@
 //! local HTTP receiver: what a destination receives is what a provider would, byte for
 //! byte, and every answer maps to the outcome the host acts on.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 use sha2::Sha256;
 use switchyard::runtime::{Delivery, Failure, Outcome, Plugin, Receipt, RetryHint};
 
-use crate::support::{Receiver, Recorded, Reply, delivery, grants, runtime};
+use crate::support::{Receiver, Recorded, Reply, delivery, grants, now_secs, runtime};
 
 const LOOPBACK: &[&str] = &["127.0.0.1"];
 const SIGNING_KEY_BYTES: &[u8] = b"a 32-byte key for signing tests!";
@@ -25,13 +25,6 @@ async fn load(name: &str) -> Plugin {
         .load_builtin(name)
         .await
         .unwrap_or_else(|e| panic!("loading the built-in {name} failed: {e:?}"))
-}
-
-fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
 }
 
 /// An incident with a severity attribute and a small payload, as the chat, e-mail and

@@ -3,6 +3,7 @@
 
 mod adapters;
 mod channels;
+mod cli;
 mod loading;
 mod sandbox;
 mod support;
