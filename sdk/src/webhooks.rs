@@ -173,7 +173,7 @@ mod tests {
         let both = format!("v1,bm9wZQ== {SIGNATURE}");
         assert_eq!(
             verify(
-                &[secret.clone()],
+                std::slice::from_ref(&secret),
                 &headers(&both),
                 BODY,
                 TIMESTAMP + 299,
@@ -193,7 +193,7 @@ mod tests {
         );
         assert_eq!(
             verify(
-                &[secret.clone()],
+                std::slice::from_ref(&secret),
                 &headers(SIGNATURE),
                 BODY,
                 TIMESTAMP + 301,
