@@ -36,7 +36,7 @@ pub fn from_json_body(body: &[u8]) -> Result<Vec<Draft>, Rejection> {
 /// Parses an already-decoded JSON value, as [`from_json_body`] does.
 pub fn from_json_value(value: &Value) -> Result<Vec<Draft>, Rejection> {
     match value {
-        Value::Array(items) => from_list(items, ""),
+        Value::Array(items) => list(items, ""),
         Value::Object(object) if object.contains_key("notifications") => {
             if let Some(unknown) = object.keys().find(|k| *k != "notifications") {
                 return Err(Rejection::invalid_field(
@@ -45,7 +45,7 @@ pub fn from_json_value(value: &Value) -> Result<Vec<Draft>, Rejection> {
                 ));
             }
             match &object["notifications"] {
-                Value::Array(items) => from_list(items, "notifications"),
+                Value::Array(items) => list(items, "notifications"),
                 other => Err(Rejection::invalid_field(
                     "notifications",
                     format!("must be an array, not {}", type_name(other)),
@@ -63,7 +63,9 @@ pub fn from_json_value(value: &Value) -> Result<Vec<Draft>, Rejection> {
     }
 }
 
-fn from_list(items: &[Value], path: &str) -> Result<Vec<Draft>, Rejection> {
+/// Parses a list of notification objects (1 to [`MAX_BATCH`]); `path` names the list in
+/// errors, so the third item's kind is `path[2].kind`.
+pub fn list(items: &[Value], path: &str) -> Result<Vec<Draft>, Rejection> {
     let at = if path.is_empty() { "$" } else { path };
     if items.is_empty() {
         return Err(Rejection::invalid_field(

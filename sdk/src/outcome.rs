@@ -101,6 +101,26 @@ impl Outcome {
     }
 }
 
+impl Outcome {
+    /// [`Outcome::from_fetch`], with `detail` picking what goes into a delivered receipt,
+    /// such as the provider's message id.
+    pub fn from_fetch_with(
+        result: Result<HttpResponse, FetchError>,
+        detail: impl FnOnce(&HttpResponse) -> Option<String>,
+    ) -> Self {
+        match result {
+            Ok(response) => match Outcome::from_response(&response) {
+                Outcome::Delivered(receipt) => Outcome::Delivered(Receipt {
+                    detail: detail(&response),
+                    ..receipt
+                }),
+                other => other,
+            },
+            Err(error) => Outcome::from_fetch(Err(error)),
+        }
+    }
+}
+
 /// The start of a response body, for the attempt record.
 fn body_excerpt(body: &[u8]) -> String {
     const MAX: usize = 200;

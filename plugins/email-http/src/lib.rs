@@ -114,17 +114,7 @@ impl Channel for EmailHttp {
             config.to.len(),
             delivery.attempt
         );
-        let response = match request.send() {
-            Ok(response) => response,
-            Err(error) => return Outcome::from_fetch(Err(error)),
-        };
-        match Outcome::from_response(&response) {
-            Outcome::Delivered(mut receipt) => {
-                receipt.detail = message_id(&response);
-                Outcome::Delivered(receipt)
-            }
-            other => other,
-        }
+        Outcome::from_fetch_with(request.send(), message_id)
     }
 }
 

@@ -14,7 +14,7 @@
 //! Config: none. Secrets: none; the host authenticates GraphQL callers.
 
 use serde_json::{Map, Value};
-use switchyard_sdk::drafts::{self, MAX_BATCH, type_name};
+use switchyard_sdk::drafts::{self, type_name};
 use switchyard_sdk::{Adapter, Draft, Rejection, Request, export_adapter};
 
 struct GraphQl;
@@ -72,35 +72,7 @@ fn from_variables(variables: &Map<String, Value>) -> Result<Vec<Draft>, Rejectio
                     format!("must be a list, not {}", type_name(inputs)),
                 ));
             };
-            if items.is_empty() {
-                return Err(Rejection::invalid_field(
-                    "inputs",
-                    "must hold at least one notification",
-                ));
-            }
-            if items.len() > MAX_BATCH {
-                return Err(Rejection::invalid_field(
-                    "inputs",
-                    format!(
-                        "holds {} notifications; at most {MAX_BATCH} per mutation",
-                        items.len()
-                    ),
-                ));
-            }
-            items
-                .iter()
-                .enumerate()
-                .map(|(i, item)| {
-                    let path = format!("inputs[{i}]");
-                    match item {
-                        Value::Object(object) => drafts::one(object, &path),
-                        other => Err(Rejection::invalid_field(
-                            path,
-                            format!("must be an object, not {}", type_name(other)),
-                        )),
-                    }
-                })
-                .collect()
+            drafts::list(items, "inputs")
         }
     }
 }

@@ -85,17 +85,7 @@ impl Channel for SmsHttp {
         }
 
         switchyard_sdk::debug!("texting {} (attempt {})", n.id, delivery.attempt);
-        let response = match request.send() {
-            Ok(response) => response,
-            Err(error) => return Outcome::from_fetch(Err(error)),
-        };
-        match Outcome::from_response(&response) {
-            Outcome::Delivered(mut receipt) => {
-                receipt.detail = message_id(&response);
-                Outcome::Delivered(receipt)
-            }
-            other => other,
-        }
+        Outcome::from_fetch_with(request.send(), message_id)
     }
 }
 
