@@ -30,16 +30,14 @@ fn main() {
     let root = manifest_dir.parent().unwrap().to_path_buf();
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap());
 
-    for watched in [
-        "wit",
-        "sdk",
-        "plugins",
-        "tests/plugins",
-        "Cargo.toml",
-        "Cargo.lock",
-    ] {
-        println!("cargo:rerun-if-changed={}", root.join(watched).display());
-    }
+    // Always rerun, and let the nested cargo decide what is stale: it fingerprints the
+    // plugin sources by their real paths. Watching paths here is not enough, because the
+    // watch list belongs to whichever checkout last ran this script, and checkouts (CI's
+    // fresh clones among them) share one target directory. A missing file is always stale.
+    println!(
+        "cargo:rerun-if-changed={}",
+        out_dir.join("rerun-always").display()
+    );
 
     let builtins = crates_in(&root.join("plugins"));
     let test_plugins = crates_in(&root.join("tests/plugins"));
@@ -61,8 +59,7 @@ fn main() {
     for plugin in &builtins {
         let wasm = artifact(&artifacts, plugin);
         let embedded = out_dir.join(format!("{}.wasm", plugin.name));
-        fs::copy(&wasm, &embedded)
-            .unwrap_or_else(|e| panic!("copying {} failed: {e}", wasm.display()));
+        copy_if_changed(&wasm, &embedded);
         writeln!(
             table,
             "    ({:?}, include_bytes!({:?})),",
@@ -72,19 +69,31 @@ fn main() {
         .unwrap();
     }
     table.push_str("];\n");
-    fs::write(out_dir.join("builtin.rs"), table).unwrap();
+    write_if_changed(&out_dir.join("builtin.rs"), table.as_bytes());
 
     let test_dir = out_dir.join("test-plugins");
     fs::create_dir_all(&test_dir).unwrap();
     for plugin in &test_plugins {
         let wasm = artifact(&artifacts, plugin);
-        fs::copy(&wasm, test_dir.join(format!("{}.wasm", plugin.name)))
-            .unwrap_or_else(|e| panic!("copying {} failed: {e}", wasm.display()));
+        copy_if_changed(&wasm, &test_dir.join(format!("{}.wasm", plugin.name)));
     }
     println!(
         "cargo:rustc-env=SWITCHYARD_TEST_PLUGINS={}",
         test_dir.display()
     );
+}
+
+/// Writes only when the bytes differ: a new mtime on an embedded file would make rustc
+/// rebuild the host on every run of this script.
+fn write_if_changed(path: &Path, bytes: &[u8]) {
+    if fs::read(path).ok().as_deref() != Some(bytes) {
+        fs::write(path, bytes).unwrap_or_else(|e| panic!("writing {} failed: {e}", path.display()));
+    }
+}
+
+fn copy_if_changed(from: &Path, to: &Path) {
+    let bytes = fs::read(from).unwrap_or_else(|e| panic!("reading {} failed: {e}", from.display()));
+    write_if_changed(to, &bytes);
 }
 
 /// Where cargo put a crate's component: libraries get `_` for `-`, binaries keep the name.

@@ -225,3 +225,59 @@ async fn concurrent_calls_each_get_their_own_instance() {
     let ok = results.iter().filter(|r| r.is_ok()).count();
     assert_eq!(ok, 16, "half the calls succeed, half trap: {results:?}");
 }
+
+#[tokio::test]
+async fn a_plugin_has_no_ambient_environment_files_network_or_clock() {
+    let plugin = hostile(&runtime()).await;
+    let outcome = misbehave(&plugin, "ambient").await.unwrap();
+    let Outcome::Delivered(receipt) = outcome else {
+        panic!("{outcome:?}");
+    };
+    let seen = receipt.detail.expect("the plugin reports what it saw");
+    assert!(seen.starts_with("env=0 "), "{seen}");
+    assert!(seen.contains("root=Err("), "no filesystem: {seen}");
+    assert!(seen.contains("socket=Err("), "no sockets: {seen}");
+    assert!(seen.ends_with("clock=0"), "WASI's clock reads zero: {seen}");
+}
+
+/// Collects formatted log output in memory.
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn plugin_log_lines_reach_tracing_tagged_with_the_plugin() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    // The test runtime is single-threaded, so the plugin call runs under this subscriber.
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let plugin = runtime().load_builtin("log").await.unwrap();
+    plugin
+        .deliver(
+            &grants(json!({}), &[], &[]),
+            delivery("t.logged", json!({"n": 7})),
+        )
+        .await
+        .unwrap();
+    let output = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let line = output
+        .lines()
+        .find(|l| l.contains("ntf_test_1 t.logged"))
+        .unwrap_or_else(|| panic!("the plugin's line is logged: {output}"));
+    assert!(line.contains("INFO"), "{line}");
+    assert!(line.contains(" plugin: "), "the target is plugin: {line}");
+    assert!(line.contains("plugin=\"log\""), "{line}");
+}

@@ -1,5 +1,6 @@
 //! A channel that misbehaves on purpose. Its config picks how:
-//! `{"mode": "loop" | "memory-bomb" | "recursion" | "trap" | "fetch" | "ok", "url": "..."}`.
+//! `{"mode": "loop" | "memory-bomb" | "recursion" | "trap" | "fetch" | "ambient" | "ok",
+//! "url": "..."}`.
 
 use std::hint::black_box;
 
@@ -40,9 +41,27 @@ impl Channel for Hostile {
                 Ok(response) => Outcome::delivered_with(Some(response.status), None),
                 Err(error) => Outcome::failed(error.describe()),
             },
+            "ambient" => Outcome::delivered_with(None, Some(ambient())),
             _ => Outcome::delivered(),
         }
     }
+}
+
+/// Reaches for what a sandboxed plugin must not have and reports what it found.
+fn ambient() -> String {
+    let env = std::env::vars().count();
+    let root = std::fs::read_dir("/")
+        .map(|d| d.count())
+        .map_err(|e| e.kind());
+    let socket = std::net::TcpStream::connect("127.0.0.1:80").map_err(|e| e.kind());
+    let clock = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(u64::MAX);
+    format!(
+        "env={env} root={root:?} socket={:?} clock={clock}",
+        socket.map(|_| ())
+    )
 }
 
 /// Recurses until the stack runs out; the argument keeps the compiler from seeing that.
