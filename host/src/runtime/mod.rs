@@ -494,7 +494,10 @@ impl Plugin {
                 }),
                 None => {
                     let detail = format!("{:#}", error.root_cause());
-                    if detail.contains("maximum concurrent") {
+                    if error
+                        .downcast_ref::<wasmtime::PoolConcurrencyLimitError>()
+                        .is_some()
+                    {
                         Err(CallError::Busy { plugin, detail })
                     } else {
                         Err(CallError::Trap { plugin, detail })

@@ -281,3 +281,33 @@ async fn plugin_log_lines_reach_tracing_tagged_with_the_plugin() {
     assert!(line.contains(" plugin: "), "the target is plugin: {line}");
     assert!(line.contains("plugin=\"log\""), "{line}");
 }
+
+#[tokio::test]
+async fn calls_beyond_the_pool_are_busy_not_traps() {
+    let receiver =
+        Receiver::start_with(|_| Reply::status(200).delay(Duration::from_millis(300))).await;
+    let runtime = Runtime::new(RuntimeConfig {
+        max_concurrent_calls: 2,
+        ..config()
+    })
+    .unwrap();
+    let plugin = hostile(&runtime).await;
+    let grants = grants(
+        json!({"mode": "fetch", "url": receiver.url}),
+        &[],
+        &["127.0.0.1"],
+    );
+    // Each call holds its instance slot while it waits on the slow receiver.
+    let calls = (0..6).map(|_| plugin.deliver(&grants, delivery("t.busy", json!(null))));
+    let results = futures::future::join_all(calls).await;
+    let busy = results
+        .iter()
+        .filter(|r| matches!(r, Err(CallError::Busy { .. })))
+        .count();
+    let delivered = results
+        .iter()
+        .filter(|r| matches!(r, Ok(Outcome::Delivered(_))))
+        .count();
+    assert_eq!((delivered, busy), (2, 4), "{results:?}");
+    still_serves(&plugin).await;
+}
