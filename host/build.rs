@@ -25,6 +25,22 @@ struct Crate {
     package: String,
 }
 
+impl Crate {
+    /// Built-in packages are named `adapter-<name>` or `channel-<name>`.
+    fn world(&self) -> &'static str {
+        if self.package.starts_with("adapter-") {
+            "Adapter"
+        } else if self.package.starts_with("channel-") {
+            "Channel"
+        } else {
+            panic!(
+                "plugin package {} must be named adapter-<name> or channel-<name>",
+                self.package
+            )
+        }
+    }
+}
+
 fn main() {
     let manifest_dir = PathBuf::from(env::var("CARGO_MANIFEST_DIR").unwrap());
     let root = manifest_dir.parent().unwrap().to_path_buf();
@@ -45,6 +61,7 @@ fn main() {
     // <target>/<profile>/build/<pkg>-<hash>/out -> <target>/wasm-plugins: shared by every
     // profile of the host (dev, release, clippy), so the plugins are compiled once.
     let wasm_target_dir = out_dir.ancestors().nth(4).unwrap().join("wasm-plugins");
+    ensure_wasm_target(&root);
     compile(
         &root,
         &wasm_target_dir,
@@ -53,8 +70,8 @@ fn main() {
     let artifacts = wasm_target_dir.join(WASM_TARGET).join(PROFILE);
 
     let mut table = String::from(
-        "/// The built-in plugins, compiled from `plugins/*` by `build.rs`: (name, component).\n\
-         pub static BUILTIN_PLUGINS: &[(&str, &[u8])] = &[\n",
+        "/// The built-in plugins, compiled from `plugins/*` by `build.rs`: (name, world, component).\n\
+         pub static BUILTIN_PLUGINS: &[(&str, World, &[u8])] = &[\n",
     );
     for plugin in &builtins {
         let wasm = artifact(&artifacts, plugin);
@@ -62,8 +79,9 @@ fn main() {
         copy_if_changed(&wasm, &embedded);
         writeln!(
             table,
-            "    ({:?}, include_bytes!({:?})),",
+            "    ({:?}, World::{}, include_bytes!({:?})),",
             plugin.name,
+            plugin.world(),
             embedded.display().to_string()
         )
         .unwrap();
@@ -125,6 +143,34 @@ fn crates_in(dir: &Path) -> Vec<Crate> {
         .collect();
     crates.sort_by(|a, b| a.name.cmp(&b.name));
     crates
+}
+
+/// rustup installs the targets of rust-toolchain.toml only when it installs the toolchain
+/// itself, so a machine that already had the toolchain lacks the wasm target. Adding it here
+/// keeps `cargo build` the one command a fresh clone needs.
+fn ensure_wasm_target(root: &Path) {
+    let installed = Command::new("rustup")
+        .current_dir(root)
+        .args(["target", "list", "--installed"])
+        .output();
+    let Ok(installed) = installed else {
+        return; // no rustup: the nested build reports a missing target itself
+    };
+    if String::from_utf8_lossy(&installed.stdout)
+        .lines()
+        .any(|line| line.trim() == WASM_TARGET)
+    {
+        return;
+    }
+    let added = Command::new("rustup")
+        .current_dir(root)
+        .args(["target", "add", WASM_TARGET])
+        .status();
+    if !matches!(added, Ok(status) if status.success()) {
+        println!(
+            "cargo:warning=`rustup target add {WASM_TARGET}` failed; the plugin build will say why"
+        );
+    }
 }
 
 fn compile<'a>(root: &Path, target_dir: &Path, crates: impl Iterator<Item = &'a Crate>) {

@@ -42,7 +42,7 @@ pub use bindings::types::{
     Delivery, Draft, Failure, FetchError, HttpRequest, HttpResponse, Level, Notification, Outcome,
     PluginInfo, Receipt, Rejection, Request, RetryHint, Transport,
 };
-pub use builtin::BUILTIN_PLUGINS;
+pub use builtin::{BUILTIN_PLUGINS, world as builtin_world};
 pub use fetch::FetchPolicy;
 pub use load::{CONTRACT_VERSION, LoadError, Manifest, World};
 
@@ -287,7 +287,7 @@ impl Runtime {
             name: name.to_string(),
             known: BUILTIN_PLUGINS
                 .iter()
-                .map(|(n, _)| *n)
+                .map(|(n, _, _)| *n)
                 .collect::<Vec<_>>()
                 .join(", "),
         })?;

@@ -11,8 +11,9 @@ use crate::support::*;
 #[tokio::test]
 async fn every_builtin_loads_as_its_world() {
     let runtime = runtime();
-    for (name, _) in BUILTIN_PLUGINS {
+    for (name, world, _) in BUILTIN_PLUGINS {
         let plugin = runtime.load_builtin(name).await.unwrap();
+        assert_eq!(plugin.world(), *world, "{name}: the table's world");
         let expected = match *name {
             "rest-json" | "webhook-standard" | "webhook-github" | "ws-json" | "graphql" => {
                 World::Adapter
