@@ -1,0 +1,684 @@
+//! One typed config for `switchyard serve`: a YAML file, then `SWITCHYARD_*` environment
+//! variables on top, checked at start-up so a typo stops the hub with the file, the line
+//! and the reason instead of being silently ignored.
+//!
+//! Every setting is optional; this is the whole file with the defaults:
+//!
+//! ```yaml
+//! listen: 127.0.0.1:8080
+//! public_url: http://127.0.0.1:8080   # the base of URLs the hub prints; default http://<listen>
+//! data_dir: .switchyard
+//! routes: .switchyard/routes.yaml     # default <data_dir>/routes.yaml
+//! store:
+//!   url: sqlite://.switchyard/switchyard.db   # default sqlite://<data_dir>/switchyard.db
+//! api:
+//!   max_body_bytes: 1048576
+//!   idempotency_window: 24h
+//! delivery:
+//!   concurrency: 64        # calls in flight per channel, for channels that set none
+//!   lease: 5m
+//!   shutdown_grace: 30s
+//! plugins:
+//!   memory_limit_bytes: 67108864
+//!   cpu_deadline: 200ms
+//!   call_timeout: 30s
+//!   allow_loopback: false
+//! ```
+//!
+//! Each setting can be overridden by an environment variable named after its path, upper
+//! case, sections joined by a double underscore: `SWITCHYARD_LISTEN`,
+//! `SWITCHYARD_PLUGINS__ALLOW_LOOPBACK`. Values read like YAML scalars (`true`, `8080`,
+//! `24h`). Relative paths are relative to the working directory.
+
+use std::io;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::runtime::{FetchPolicy, RuntimeConfig};
+use crate::yaml::{self, Fields, Node, Problem};
+
+/// The file read when none is named.
+pub const DEFAULT_FILE: &str = "switchyard.yaml";
+/// The prefix of the environment variables that override settings.
+pub const ENV_PREFIX: &str = "SWITCHYARD_";
+/// Environment variables with the prefix that are not settings: the first names the file
+/// (the caller reads it), the second is for the test harness.
+const ENV_NOT_SETTINGS: &[&str] = &["SWITCHYARD_CONFIG", "SWITCHYARD_TEST_PLUGINS"];
+
+/// Everything `switchyard serve` is configured by.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// The address the HTTP server binds.
+    pub listen: SocketAddr,
+    /// The base of URLs the hub prints and hands out; `None` means `http://<listen>`.
+    pub public_url: Option<String>,
+    /// Where the embedded store, the routes file and the plugin cache live.
+    pub data_dir: PathBuf,
+    /// The routes file; `None` means `<data_dir>/routes.yaml`. See [`Config::routes_path`].
+    pub routes: Option<PathBuf>,
+    /// The store.
+    pub store: StoreConfig,
+    /// The REST API.
+    pub api: ApiConfig,
+    /// The channel workers.
+    pub delivery: DeliveryConfig,
+    /// The plugin sandbox.
+    pub plugins: PluginsConfig,
+}
+
+/// The `store` section.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct StoreConfig {
+    /// A `sqlite://` or `postgres://` URL; `None` means the SQLite file in the data dir.
+    /// See [`Config::store_url`].
+    pub url: Option<String>,
+}
+
+/// The `api` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ApiConfig {
+    /// The largest request body accepted.
+    pub max_body_bytes: usize,
+    /// How long an idempotency key is remembered.
+    pub idempotency_window: Duration,
+}
+
+/// The `delivery` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeliveryConfig {
+    /// Calls in flight per channel, for channels whose route entry sets no `concurrency`.
+    pub concurrency: u32,
+    /// How long a worker owns a leased delivery before another may take it over.
+    pub lease: Duration,
+    /// How long shutdown waits for calls in flight.
+    pub shutdown_grace: Duration,
+}
+
+/// The `plugins` section: the sandbox every plugin call runs in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PluginsConfig {
+    /// The most linear memory one call may use.
+    pub memory_limit_bytes: usize,
+    /// The most CPU time one call may use.
+    pub cpu_deadline: Duration,
+    /// The most wall-clock time one call may take, outbound HTTP included.
+    pub call_timeout: Duration,
+    /// Lets plugins reach loopback addresses; for tests and local receivers only.
+    pub allow_loopback: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            public_url: None,
+            data_dir: PathBuf::from(".switchyard"),
+            routes: None,
+            store: StoreConfig::default(),
+            api: ApiConfig {
+                max_body_bytes: 1024 * 1024,
+                idempotency_window: Duration::from_secs(24 * 3600),
+            },
+            delivery: DeliveryConfig {
+                concurrency: 64,
+                lease: Duration::from_secs(5 * 60),
+                shutdown_grace: Duration::from_secs(30),
+            },
+            plugins: PluginsConfig {
+                memory_limit_bytes: 64 * 1024 * 1024,
+                cpu_deadline: Duration::from_millis(200),
+                call_timeout: Duration::from_secs(30),
+                allow_loopback: false,
+            },
+        }
+    }
+}
+
+/// Why the config was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The named file could not be read (a file named explicitly must exist).
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: io::Error,
+    },
+    /// The file or the environment holds bad settings: one line per problem, each naming
+    /// `file:line:column` or `VARIABLE=value`.
+    #[error("{}", .0.join("\n"))]
+    Invalid(Vec<String>),
+}
+
+/// `pub type Result<T, E = ConfigError>`, as every module has one.
+pub type Result<T, E = ConfigError> = std::result::Result<T, E>;
+
+impl Config {
+    /// Reads the config: `file` if given (it must exist), else `./switchyard.yaml` if it
+    /// exists, else the defaults; then applies the `SWITCHYARD_*` variables in `env`.
+    /// Every problem in the file and the environment is reported, not just the first.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config> {
+        let mut config = Config::default();
+        let mut problems = Vec::new();
+        let path = match file {
+            Some(path) => Some(path.to_path_buf()),
+            None => Some(PathBuf::from(DEFAULT_FILE)).filter(|p| p.exists()),
+        };
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+                path: path.clone(),
+                source,
+            })?;
+            let origin = path.display().to_string();
+            for problem in config.apply_yaml(&text) {
+                problems.push(problem.render(&origin));
+            }
+        }
+        problems.extend(config.apply_env(env));
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(problems))
+        }
+    }
+
+    /// Parses a config from YAML text alone (no environment), naming `origin` in errors.
+    pub fn from_yaml(text: &str, origin: &str) -> Result<Config> {
+        let mut config = Config::default();
+        let problems = config.apply_yaml(text);
+        if problems.is_empty() {
+            Ok(config)
+        } else {
+            Err(ConfigError::Invalid(
+                problems.iter().map(|p| p.render(origin)).collect(),
+            ))
+        }
+    }
+
+    /// The routes file: `routes`, or `<data_dir>/routes.yaml`.
+    pub fn routes_path(&self) -> PathBuf {
+        self.routes
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("routes.yaml"))
+    }
+
+    /// The store URL: `store.url`, or the SQLite file `<data_dir>/switchyard.db`.
+    pub fn store_url(&self) -> String {
+        self.store.url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}", self.data_dir.join("switchyard.db").display())
+        })
+    }
+
+    /// The base of URLs the hub prints: `public_url` without a trailing `/`, or
+    /// `http://<listen>`.
+    pub fn public_url(&self) -> String {
+        match &self.public_url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => format!("http://{}", self.listen),
+        }
+    }
+
+    /// The plugin runtime's settings from the `plugins` section; compiled components are
+    /// cached under `<data_dir>/cache`.
+    pub fn runtime_config(&self) -> RuntimeConfig {
+        RuntimeConfig {
+            memory_limit_bytes: self.plugins.memory_limit_bytes,
+            cpu_deadline: self.plugins.cpu_deadline,
+            call_timeout: self.plugins.call_timeout,
+            fetch: FetchPolicy {
+                allow_loopback: self.plugins.allow_loopback,
+                ..FetchPolicy::default()
+            },
+            // wasmtime wants an absolute cache path; the data dir may be relative.
+            cache_dir: std::path::absolute(self.data_dir.join("cache")).ok(),
+            ..RuntimeConfig::default()
+        }
+    }
+
+    /// Applies the settings in a YAML document; returns the problems, with lines.
+    fn apply_yaml(&mut self, text: &str) -> Vec<Problem> {
+        let root = match yaml::parse(text) {
+            Ok(Some(root)) => root,
+            Ok(None) => return Vec::new(),
+            Err(problems) => return problems,
+        };
+        let mut problems = Vec::new();
+        let top_level: Vec<&str> = section_names("");
+        let Some(fields) = Fields::new(&root, "the config", &top_level, &mut problems) else {
+            return problems;
+        };
+        for key in top_level {
+            let Some(node) = fields.get(key) else {
+                continue;
+            };
+            if let Some(setting) = SETTINGS.iter().find(|s| s.key == key) {
+                if let Err(reason) = (setting.apply)(self, node) {
+                    problems.push(Problem::at(node, reason));
+                }
+                continue;
+            }
+            // Not a setting, so a section: its keys are the settings `key.*`.
+            let prefix = format!("{key}.");
+            let names = section_names(&prefix);
+            let what = format!("the `{key}` section");
+            let Some(section) = Fields::new(node, &what, &names, &mut problems) else {
+                continue;
+            };
+            for name in names {
+                let Some(value) = section.get(name) else {
+                    continue;
+                };
+                let setting = SETTINGS
+                    .iter()
+                    .find(|s| s.key.strip_prefix(&prefix) == Some(name))
+                    .expect("section_names lists only settings");
+                if let Err(reason) = (setting.apply)(self, value) {
+                    problems.push(Problem::at(value, reason));
+                }
+            }
+        }
+        // Settings are applied in table order; report in file order.
+        problems.sort_by_key(|p| (p.line, p.column));
+        problems
+    }
+
+    /// Applies the `SWITCHYARD_*` variables; returns the problems as `VAR=value: reason`.
+    fn apply_env(&mut self, env: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut env: Vec<(String, String)> = env
+            .into_iter()
+            .filter(|(name, _)| name.starts_with(ENV_PREFIX))
+            .filter(|(name, _)| !ENV_NOT_SETTINGS.contains(&name.as_str()))
+            .collect();
+        // The environment has no order; sorting makes the messages stable.
+        env.sort();
+        for (name, value) in env {
+            let key = name[ENV_PREFIX.len()..]
+                .to_ascii_lowercase()
+                .replace("__", ".");
+            match SETTINGS.iter().find(|s| s.key == key) {
+                Some(setting) => {
+                    if let Err(reason) = (setting.apply)(self, &Node::plain(value.clone())) {
+                        problems.push(format!("{name}={value}: {reason}"));
+                    }
+                }
+                None => problems.push(format!(
+                    "{name}: unknown setting `{key}`; known: {}",
+                    SETTINGS
+                        .iter()
+                        .map(|s| s.key)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            }
+        }
+        problems
+    }
+}
+
+/// One setting: its dotted path and how a YAML value sets it. One table serves the file,
+/// the environment and the "known settings" lists, so they cannot drift apart.
+struct Setting {
+    key: &'static str,
+    apply: fn(&mut Config, &Node) -> Result<(), String>,
+}
+
+const SETTINGS: &[Setting] = &[
+    Setting {
+        key: "listen",
+        apply: |c, n| {
+            c.listen = socket_addr(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "public_url",
+        apply: |c, n| {
+            c.public_url = optional_string(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "data_dir",
+        apply: |c, n| {
+            c.data_dir = PathBuf::from(string(n)?);
+            Ok(())
+        },
+    },
+    Setting {
+        key: "routes",
+        apply: |c, n| {
+            c.routes = optional_string(n)?.map(PathBuf::from);
+            Ok(())
+        },
+    },
+    Setting {
+        key: "store.url",
+        apply: |c, n| {
+            c.store.url = optional_string(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "api.max_body_bytes",
+        apply: |c, n| {
+            c.api.max_body_bytes = integer(n, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "api.idempotency_window",
+        apply: |c, n| {
+            c.api.idempotency_window = duration(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "delivery.concurrency",
+        apply: |c, n| {
+            c.delivery.concurrency = integer(n, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "delivery.lease",
+        apply: |c, n| {
+            c.delivery.lease = duration(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "delivery.shutdown_grace",
+        apply: |c, n| {
+            c.delivery.shutdown_grace = duration(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "plugins.memory_limit_bytes",
+        apply: |c, n| {
+            c.plugins.memory_limit_bytes = integer(n, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "plugins.cpu_deadline",
+        apply: |c, n| {
+            c.plugins.cpu_deadline = duration(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "plugins.call_timeout",
+        apply: |c, n| {
+            c.plugins.call_timeout = duration(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "plugins.allow_loopback",
+        apply: |c, n| {
+            c.plugins.allow_loopback = boolean(n)?;
+            Ok(())
+        },
+    },
+];
+
+/// The names directly under `prefix` ("" for the top level, "plugins." for a section), in
+/// table order, without duplicates.
+fn section_names(prefix: &str) -> Vec<&'static str> {
+    let mut names: Vec<&'static str> = Vec::new();
+    for setting in SETTINGS {
+        if let Some(rest) = setting.key.strip_prefix(prefix) {
+            let name = rest.split('.').next().unwrap_or(rest);
+            let name = &setting.key[prefix.len()..prefix.len() + name.len()];
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+    }
+    names
+}
+
+fn scalar(node: &Node, expected: &str) -> Result<String, String> {
+    match node.scalar_text() {
+        Some(text) if !node.is_null() => Ok(text.to_owned()),
+        _ => Err(format!("expected {expected}, found {}", node.describe())),
+    }
+}
+
+fn string(node: &Node) -> Result<String, String> {
+    scalar(node, "a string")
+}
+
+fn optional_string(node: &Node) -> Result<Option<String>, String> {
+    if node.is_null() {
+        Ok(None)
+    } else {
+        string(node).map(Some)
+    }
+}
+
+fn socket_addr(node: &Node) -> Result<SocketAddr, String> {
+    if node.as_sequence().is_some() {
+        return Err(
+            "expected an address like 127.0.0.1:8080, found a list (quote IPv6 \
+                    addresses: \"[::1]:8080\")"
+                .into(),
+        );
+    }
+    let text = scalar(node, "an address like 127.0.0.1:8080")?;
+    text.parse()
+        .map_err(|error| format!("{error} (expected an address like 127.0.0.1:8080)"))
+}
+
+fn integer<T: TryFrom<u64>>(node: &Node, minimum: u64) -> Result<T, String> {
+    let text = scalar(node, "a whole number")?;
+    let value: u64 = text
+        .parse()
+        .map_err(|_| format!("expected a whole number, found {text:?}"))?;
+    if value < minimum {
+        return Err(format!("must be at least {minimum}, found {value}"));
+    }
+    T::try_from(value).map_err(|_| format!("{value} is too large"))
+}
+
+fn duration(node: &Node) -> Result<Duration, String> {
+    yaml::parse_duration(&scalar(node, "a duration like 5s")?)
+}
+
+fn boolean(node: &Node) -> Result<bool, String> {
+    match scalar(node, "true or false")?.as_str() {
+        "true" | "True" | "TRUE" => Ok(true),
+        "false" | "False" | "FALSE" => Ok(false),
+        other => Err(format!("expected true or false, found {other:?}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn no_env() -> Vec<(String, String)> {
+        Vec::new()
+    }
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn write(dir: &tempfile::TempDir, text: &str) -> PathBuf {
+        let path = dir.path().join("switchyard.yaml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    fn invalid(error: ConfigError) -> Vec<String> {
+        match error {
+            ConfigError::Invalid(problems) => problems,
+            other => panic!("expected Invalid, got {other}"),
+        }
+    }
+
+    #[test]
+    fn defaults_and_derived_paths() {
+        let config = Config::from_yaml("", "switchyard.yaml").unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(config.public_url(), "http://127.0.0.1:8080");
+        assert_eq!(config.routes_path(), Path::new(".switchyard/routes.yaml"));
+        assert_eq!(config.store_url(), "sqlite://.switchyard/switchyard.db");
+        assert_eq!(config.api.max_body_bytes, 1024 * 1024);
+        assert_eq!(config.api.idempotency_window, Duration::from_secs(86400));
+        assert_eq!(config.delivery.concurrency, 64);
+        assert_eq!(config.delivery.lease, Duration::from_secs(300));
+        assert_eq!(config.plugins.cpu_deadline, Duration::from_millis(200));
+        assert!(!config.plugins.allow_loopback);
+    }
+
+    #[test]
+    fn file_then_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            "listen: 0.0.0.0:9000\ndata_dir: /var/lib/switchyard\npublic_url: https://hub.example.com/\n\
+             api:\n  idempotency_window: 1h\ndelivery:\n  concurrency: 8\n  lease: 0s\n\
+             plugins:\n  allow_loopback: false\n  memory_limit_bytes: 1000000\n",
+        );
+        let config = Config::load(
+            Some(&path),
+            env(&[
+                ("SWITCHYARD_LISTEN", "127.0.0.1:7000"),
+                ("SWITCHYARD_PLUGINS__ALLOW_LOOPBACK", "true"),
+                ("SWITCHYARD_API__MAX_BODY_BYTES", "2048"),
+                ("SWITCHYARD_CONFIG", "ignored.yaml"),
+                ("SWITCHYARD_TEST_PLUGINS", "whatever"),
+                ("PATH", "/usr/bin"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:7000");
+        assert_eq!(config.data_dir, Path::new("/var/lib/switchyard"));
+        assert_eq!(config.public_url(), "https://hub.example.com");
+        assert_eq!(
+            config.store_url(),
+            "sqlite:///var/lib/switchyard/switchyard.db"
+        );
+        assert_eq!(config.api.idempotency_window, Duration::from_secs(3600));
+        assert_eq!(config.api.max_body_bytes, 2048);
+        assert_eq!(config.delivery.concurrency, 8);
+        assert_eq!(config.delivery.lease, Duration::ZERO);
+        assert!(config.plugins.allow_loopback);
+
+        let runtime = config.runtime_config();
+        assert!(runtime.fetch.allow_loopback);
+        assert_eq!(runtime.memory_limit_bytes, 1_000_000);
+        assert_eq!(
+            runtime.cache_dir.as_deref(),
+            Some(Path::new("/var/lib/switchyard/cache"))
+        );
+    }
+
+    #[test]
+    fn a_named_file_must_exist() {
+        let error =
+            Config::load(Some(Path::new("/nonexistent/switchyard.yaml")), no_env()).unwrap_err();
+        assert!(matches!(error, ConfigError::Read { .. }), "{error}");
+        assert!(error.to_string().contains("/nonexistent/switchyard.yaml"));
+    }
+
+    #[test]
+    fn file_errors_name_file_line_and_column() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(
+            &dir,
+            "# comment\nlisten: 127.0.0.1:8080\nlisen: oops\ndelivery:\n  lease: 5 parsecs\n  concurency: 3\n",
+        );
+        let problems = invalid(Config::load(Some(&path), no_env()).unwrap_err());
+        let origin = path.display().to_string();
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(
+            problems[0].starts_with(&format!(
+                "{origin}:3:1: unknown field `lisen`, expected one of `listen`, `public_url`"
+            )),
+            "{}",
+            problems[0]
+        );
+        assert!(
+            problems[1].starts_with(&format!("{origin}:5:10: invalid duration \"5 parsecs\"")),
+            "{}",
+            problems[1]
+        );
+        assert!(
+            problems[2].starts_with(&format!("{origin}:6:3: unknown field `concurency`")),
+            "{}",
+            problems[2]
+        );
+    }
+
+    #[test]
+    fn type_errors_in_the_file() {
+        let problems = invalid(
+            Config::from_yaml(
+                "listen: nope\napi: 3\nplugins:\n  allow_loopback: maybe\ndelivery:\n  concurrency: 0\n",
+                "switchyard.yaml",
+            )
+            .unwrap_err(),
+        );
+        assert_eq!(
+            problems,
+            [
+                "switchyard.yaml:1:9: invalid socket address syntax (expected an address like 127.0.0.1:8080)",
+                "switchyard.yaml:2:6: the `api` section must be a mapping, found a number",
+                "switchyard.yaml:4:19: expected true or false, found \"maybe\"",
+                "switchyard.yaml:6:16: must be at least 1, found 0",
+            ]
+        );
+    }
+
+    #[test]
+    fn environment_errors_name_the_variable() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "");
+        let problems = invalid(
+            Config::load(
+                Some(&path),
+                env(&[
+                    ("SWITCHYARD_LISTEN", "nope"),
+                    ("SWITCHYARD_LISEN", "127.0.0.1:1"),
+                    ("SWITCHYARD_DELIVERY__LEASE", "soon"),
+                ]),
+            )
+            .unwrap_err(),
+        );
+        assert_eq!(problems.len(), 3, "{problems:#?}");
+        assert!(problems[0].starts_with("SWITCHYARD_DELIVERY__LEASE=soon: invalid duration"));
+        assert!(
+            problems[1].starts_with(
+                "SWITCHYARD_LISEN: unknown setting `lisen`; known: listen, public_url, data_dir"
+            ),
+            "{}",
+            problems[1]
+        );
+        assert!(problems[1].contains("plugins.allow_loopback"));
+        assert_eq!(
+            problems[2],
+            "SWITCHYARD_LISTEN=nope: invalid socket address syntax (expected an address like 127.0.0.1:8080)"
+        );
+    }
+
+    #[test]
+    fn empty_sections_and_null_optionals_are_fine() {
+        let config =
+            Config::from_yaml("api:\nplugins: {}\npublic_url:\n", "switchyard.yaml").unwrap();
+        assert_eq!(config, Config::default());
+    }
+}

@@ -1,0 +1,742 @@
+//! Reading a routes file's YAML tree into a table, checking everything on the way.
+//!
+//! Every reader records its problems and carries on, so one pass reports every mistake in
+//! the file; the caller refuses the table if any were found.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{
+    ChannelSpec, DEFAULT_RETRY_SCHEDULE, KindPattern, PluginCatalog, RateLimit, Route, RouteMatch,
+    SourceSpec,
+};
+use crate::runtime::World;
+use crate::yaml::{self, Fields, Node, Problem};
+
+/// What a valid file holds; warnings are problems that do not refuse the file.
+pub(super) struct ReadTable {
+    pub sources: BTreeMap<String, SourceSpec>,
+    pub channels: BTreeMap<String, ChannelSpec>,
+    pub routes: Vec<Route>,
+    pub warnings: Vec<Problem>,
+}
+
+const TOP_LEVEL: &[&str] = &["sources", "channels", "routes"];
+const SOURCE_FIELDS: &[&str] = &["adapter", "config", "secrets", "secret", "allowed_hosts"];
+const CHANNEL_FIELDS: &[&str] = &[
+    "plugin",
+    "config",
+    "secrets",
+    "allowed_hosts",
+    "retry",
+    "rate_limit",
+    "concurrency",
+];
+const RETRY_FIELDS: &[&str] = &["schedule"];
+const ROUTE_FIELDS: &[&str] = &["name", "match", "to"];
+const MATCH_FIELDS: &[&str] = &["kind", "attributes"];
+
+pub(super) fn read(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    plugins: &dyn PluginCatalog,
+) -> Result<ReadTable, Vec<Problem>> {
+    let mut table = ReadTable {
+        sources: BTreeMap::new(),
+        channels: BTreeMap::new(),
+        routes: Vec::new(),
+        warnings: Vec::new(),
+    };
+    let mut root = match yaml::parse(text)? {
+        Some(root) if !root.is_null() => root,
+        _ => return Ok(table),
+    };
+    let mut problems = Vec::new();
+    yaml::interpolate_env(&mut root, env, &mut problems);
+    let mut reader = Reader {
+        plugins,
+        problems,
+        warnings: Vec::new(),
+    };
+    let Some(top) = Fields::new(&root, "the routes file", TOP_LEVEL, &mut reader.problems) else {
+        return Err(reader.problems);
+    };
+
+    if let Some(sources) = top.get("sources") {
+        for (_, name, node) in reader.named_entries(sources, "source") {
+            if let Some(source) = reader.source(&name, node) {
+                table.sources.insert(name, source);
+            }
+        }
+    }
+
+    // Routes may name any channel that is defined, even one with its own problems, so a
+    // bad channel is reported once rather than once more for every route that uses it.
+    let mut defined_channels: Vec<(&Node, String)> = Vec::new();
+    if let Some(channels) = top.get("channels") {
+        for (key, name, node) in reader.named_entries(channels, "channel") {
+            if let Some(channel) = reader.channel(&name, node) {
+                table.channels.insert(name.clone(), channel);
+            }
+            defined_channels.push((key, name));
+        }
+    }
+
+    if let Some(routes) = top.get("routes") {
+        let channel_names: Vec<&str> = defined_channels.iter().map(|(_, n)| n.as_str()).collect();
+        table.routes = reader.routes(routes, &channel_names);
+    }
+
+    let used: BTreeSet<&str> = table
+        .routes
+        .iter()
+        .flat_map(|route| route.to.iter().map(|c| &**c))
+        .collect();
+    for (key, name) in &defined_channels {
+        if !used.contains(name.as_str()) {
+            reader.warnings.push(Problem::at(
+                key,
+                format!("channel `{name}` is not used by any route"),
+            ));
+        }
+    }
+    if table.routes.is_empty() && reader.problems.is_empty() {
+        let at = top.key("routes").unwrap_or(&root);
+        reader.warnings.push(Problem::at(
+            at,
+            "there are no routes: notifications will be accepted but delivered nowhere",
+        ));
+    }
+
+    if reader.problems.is_empty() {
+        table.warnings = reader.warnings;
+        Ok(table)
+    } else {
+        Err(reader.problems)
+    }
+}
+
+struct Reader<'a> {
+    plugins: &'a dyn PluginCatalog,
+    problems: Vec<Problem>,
+    warnings: Vec<Problem>,
+}
+
+impl Reader<'_> {
+    fn problem(&mut self, node: &Node, message: impl Into<String>) {
+        self.problems.push(Problem::at(node, message));
+    }
+
+    /// The entries of a `name: {...}` mapping (sources, channels), with valid names.
+    fn named_entries<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+    ) -> Vec<(&'n Node, String, &'n Node)> {
+        if node.is_null() {
+            return Vec::new();
+        }
+        let Some(entries) = node.as_mapping() else {
+            self.problem(
+                node,
+                format!(
+                    "`{what}s` must be a mapping of {what} name to settings, found {}",
+                    node.describe()
+                ),
+            );
+            return Vec::new();
+        };
+        let mut named = Vec::new();
+        for (key, value) in entries {
+            if let Some(name) = self.name(key, what) {
+                named.push((key, name, value));
+            }
+        }
+        named
+    }
+
+    /// A source, channel or route name, checked.
+    fn name(&mut self, node: &Node, what: &str) -> Option<String> {
+        let Some(name) = node.scalar_text().filter(|_| !node.is_null()) else {
+            self.problem(
+                node,
+                format!("a {what} name must be a string, found {}", node.describe()),
+            );
+            return None;
+        };
+        if is_valid_name(name) {
+            Some(name.to_owned())
+        } else {
+            self.problem(
+                node,
+                format!(
+                    "{what} name `{name}` is not allowed: use 1 to 64 of `a-z`, `0-9`, `-` and \
+                     `_`, starting with a letter or a digit"
+                ),
+            );
+            None
+        }
+    }
+
+    /// A required or optional string value.
+    fn string(&mut self, node: &Node, what: &str) -> Option<String> {
+        match node.scalar_text() {
+            Some(text) if !node.is_null() => Some(text.to_owned()),
+            _ => {
+                self.problem(
+                    node,
+                    format!("{what} must be a string, found {}", node.describe()),
+                );
+                None
+            }
+        }
+    }
+
+    fn required<'n>(
+        &mut self,
+        fields: &Fields<'n>,
+        key: &str,
+        owner: &Node,
+        what: &str,
+    ) -> Option<&'n Node> {
+        let node = fields.get(key);
+        if node.is_none() {
+            self.problem(owner, format!("{what} needs `{key}`"));
+        }
+        node
+    }
+
+    /// A plugin name that must be installed and implement `world`.
+    fn plugin(&mut self, node: &Node, world: World) -> Option<String> {
+        let name = self.string(node, &format!("the {world} plugin"))?;
+        let installed = || self.plugins.names(world).join(", ");
+        match self.plugins.world(&name) {
+            Some(actual) if actual == world => return Some(name),
+            Some(actual) => {
+                let message = format!(
+                    "`{name}` is {} {actual}, not {} {world}; installed {world}s: {}",
+                    article(actual),
+                    article(world),
+                    installed()
+                );
+                self.problem(node, message);
+            }
+            None => {
+                let message = format!(
+                    "plugin `{name}` is not installed; installed {world}s: {}",
+                    installed()
+                );
+                self.problem(node, message);
+            }
+        }
+        None
+    }
+
+    fn source(&mut self, name: &str, node: &Node) -> Option<SourceSpec> {
+        let what = format!("source `{name}`");
+        let fields = Fields::new(node, &what, SOURCE_FIELDS, &mut self.problems)?;
+        let adapter = self
+            .required(&fields, "adapter", node, &what)
+            .and_then(|n| self.plugin(n, World::Adapter));
+        let config = self.config(fields.get("config"));
+        let mut secrets = self.secrets(fields.get("secrets"));
+        if let Some(secret) = fields.get("secret") {
+            // DESIGN's shorthand for the one secret most inbound webhooks have.
+            if secrets.contains_key("secret") {
+                self.problem(secret, "`secret` is also given under `secrets`; keep one");
+            } else if let Some(value) = self.secret_value(secret, "secret") {
+                secrets.insert("secret".to_owned(), value);
+            }
+        }
+        let allowed_hosts = self.allowed_hosts(fields.get("allowed_hosts"));
+        Some(SourceSpec {
+            adapter: adapter?,
+            config,
+            secrets,
+            allowed_hosts,
+        })
+    }
+
+    fn channel(&mut self, name: &str, node: &Node) -> Option<ChannelSpec> {
+        let what = format!("channel `{name}`");
+        let fields = Fields::new(node, &what, CHANNEL_FIELDS, &mut self.problems)?;
+        let plugin = self
+            .required(&fields, "plugin", node, &what)
+            .and_then(|n| self.plugin(n, World::Channel));
+        let config = self.config(fields.get("config"));
+        let secrets = self.secrets(fields.get("secrets"));
+        let allowed_hosts = self.allowed_hosts(fields.get("allowed_hosts"));
+        let retry_schedule = match fields.get("retry") {
+            None => DEFAULT_RETRY_SCHEDULE.to_vec(),
+            Some(retry) => self.retry_schedule(retry),
+        };
+        let rate_limit = fields
+            .get("rate_limit")
+            .filter(|n| !n.is_null())
+            .and_then(|n| self.rate_limit(n));
+        let concurrency = fields
+            .get("concurrency")
+            .filter(|n| !n.is_null())
+            .and_then(|n| self.concurrency(n));
+        Some(ChannelSpec {
+            plugin: plugin?,
+            config,
+            secrets,
+            allowed_hosts,
+            retry_schedule,
+            rate_limit,
+            concurrency,
+        })
+    }
+
+    fn config(&mut self, node: Option<&Node>) -> serde_json::Value {
+        match node {
+            None => serde_json::Value::Object(Default::default()),
+            Some(node) if node.is_null() => serde_json::Value::Object(Default::default()),
+            Some(node) if node.as_mapping().is_some() => node.to_json(),
+            Some(node) => {
+                self.problem(
+                    node,
+                    format!("`config` must be a mapping, found {}", node.describe()),
+                );
+                serde_json::Value::Null
+            }
+        }
+    }
+
+    fn secrets(&mut self, node: Option<&Node>) -> BTreeMap<String, String> {
+        let mut secrets = BTreeMap::new();
+        let Some(node) = node.filter(|n| !n.is_null()) else {
+            return secrets;
+        };
+        if let Some(items) = node.as_sequence() {
+            // DESIGN's list form names secrets kept in the encrypted vault, which does
+            // not exist yet; a clear refusal beats a plugin that cannot find its key.
+            let example = items
+                .first()
+                .and_then(Node::scalar_text)
+                .unwrap_or("signing_key");
+            self.problem(
+                node,
+                format!(
+                    "`secrets` must map each secret name to its value; secrets by bare name \
+                     need the secret vault, which is not available yet: write \
+                     `secrets: {{ {example}: \"${{ENV_VAR}}\" }}`"
+                ),
+            );
+            return secrets;
+        }
+        let Some(entries) = node.as_mapping() else {
+            self.problem(
+                node,
+                format!(
+                    "`secrets` must map each secret name to its value, found {}",
+                    node.describe()
+                ),
+            );
+            return secrets;
+        };
+        for (key, value) in entries {
+            let Some(name) = key.scalar_text().filter(|n| is_valid_secret_name(n)) else {
+                self.problem(
+                    key,
+                    "a secret name must be letters, digits, `_`, `-` or `.`",
+                );
+                continue;
+            };
+            if let Some(value) = self.secret_value(value, name) {
+                secrets.insert(name.to_owned(), value);
+            }
+        }
+        secrets
+    }
+
+    fn secret_value(&mut self, node: &Node, name: &str) -> Option<String> {
+        match node.scalar_text() {
+            Some(text) if !node.is_null() && !text.is_empty() => Some(text.to_owned()),
+            Some(_) => {
+                self.problem(
+                    node,
+                    format!("secret `{name}` is empty; give it a value, like \"${{ENV_VAR}}\""),
+                );
+                None
+            }
+            None => {
+                self.problem(
+                    node,
+                    format!(
+                        "secret `{name}` must be a string, found {}",
+                        node.describe()
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    fn allowed_hosts(&mut self, node: Option<&Node>) -> Vec<String> {
+        let Some(node) = node.filter(|n| !n.is_null()) else {
+            return Vec::new();
+        };
+        let Some(items) = node.as_sequence() else {
+            self.problem(
+                node,
+                format!(
+                    "`allowed_hosts` must be a list of host names, found {}",
+                    node.describe()
+                ),
+            );
+            return Vec::new();
+        };
+        let mut hosts = Vec::new();
+        for item in items {
+            let Some(entry) = item.scalar_text().filter(|_| !item.is_null()) else {
+                self.problem(
+                    item,
+                    format!("expected a host name, found {}", item.describe()),
+                );
+                continue;
+            };
+            match check_host(entry) {
+                Ok(host) => hosts.push(host),
+                Err(message) => self.problem(item, message),
+            }
+        }
+        hosts
+    }
+
+    fn retry_schedule(&mut self, node: &Node) -> Vec<Duration> {
+        let Some(fields) = Fields::new(node, "`retry`", RETRY_FIELDS, &mut self.problems) else {
+            return Vec::new();
+        };
+        let Some(schedule) = fields.get("schedule") else {
+            return DEFAULT_RETRY_SCHEDULE.to_vec();
+        };
+        if schedule.is_null() {
+            return Vec::new();
+        }
+        let Some(items) = schedule.as_sequence() else {
+            self.problem(
+                schedule,
+                format!(
+                    "`schedule` must be a list of delays like [5s, 5m, 2h], found {}",
+                    schedule.describe()
+                ),
+            );
+            return Vec::new();
+        };
+        let mut delays = Vec::new();
+        for item in items {
+            match item.scalar_text().map(yaml::parse_duration) {
+                Some(Ok(delay)) => delays.push(delay),
+                Some(Err(message)) => self.problem(item, message),
+                None => self.problem(
+                    item,
+                    format!("expected a delay like 5m, found {}", item.describe()),
+                ),
+            }
+        }
+        delays
+    }
+
+    fn rate_limit(&mut self, node: &Node) -> Option<RateLimit> {
+        let text = node.scalar_text().unwrap_or_default();
+        let parsed = text.split_once('/').and_then(|(count, unit)| {
+            let count: u32 = count.trim().parse().ok().filter(|n| *n > 0)?;
+            let per = match unit.trim() {
+                "s" => Duration::from_secs(1),
+                "m" => Duration::from_secs(60),
+                "h" => Duration::from_secs(3600),
+                _ => return None,
+            };
+            Some(RateLimit { count, per })
+        });
+        if parsed.is_none() {
+            let found = match node.scalar_text() {
+                Some(text) => format!("`{text}`"),
+                None => node.describe().to_owned(),
+            };
+            self.problem(
+                node,
+                format!(
+                    "invalid rate_limit {found}: write N/s, N/m or N/h with N at least 1, like 50/s"
+                ),
+            );
+        }
+        parsed
+    }
+
+    fn concurrency(&mut self, node: &Node) -> Option<u32> {
+        let value = node
+            .scalar_text()
+            .and_then(|text| text.parse::<u32>().ok())
+            .filter(|n| *n >= 1);
+        if value.is_none() {
+            let found = node.scalar_text().unwrap_or(node.describe());
+            self.problem(
+                node,
+                format!("`concurrency` must be a whole number of at least 1, found {found}"),
+            );
+        }
+        value
+    }
+
+    fn routes(&mut self, node: &Node, channels: &[&str]) -> Vec<Route> {
+        if node.is_null() {
+            return Vec::new();
+        }
+        let Some(items) = node.as_sequence() else {
+            self.problem(
+                node,
+                format!(
+                    "`routes` must be a list of routes (each starting with `- name:`), found {}",
+                    node.describe()
+                ),
+            );
+            return Vec::new();
+        };
+        let mut routes = Vec::new();
+        let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+        for (index, item) in items.iter().enumerate() {
+            let what = format!("route {}", index + 1);
+            let Some(fields) = Fields::new(item, &what, ROUTE_FIELDS, &mut self.problems) else {
+                continue;
+            };
+            let name_node = self.required(&fields, "name", item, &what);
+            let name = name_node.and_then(|n| self.name(n, "route"));
+            if let (Some(name), Some(name_node)) = (&name, name_node) {
+                if let Some(first) = seen.get(name) {
+                    let message = format!("route name `{name}` is already used at line {first}");
+                    self.problem(name_node, message);
+                } else {
+                    seen.insert(name.clone(), name_node.line);
+                }
+            }
+            let what = match &name {
+                Some(name) => format!("route `{name}`"),
+                None => what,
+            };
+            let matcher = self
+                .required(&fields, "match", item, &what)
+                .and_then(|n| self.route_match(n));
+            let to = self
+                .required(&fields, "to", item, &what)
+                .map(|n| self.route_to(n, &what, channels));
+            if let (Some(name), Some(matcher), Some(to)) = (name, matcher, to) {
+                routes.push(Route {
+                    name: Arc::from(name),
+                    matcher,
+                    to,
+                });
+            }
+        }
+        routes
+    }
+
+    fn route_match(&mut self, node: &Node) -> Option<RouteMatch> {
+        let fields = Fields::new(node, "`match`", MATCH_FIELDS, &mut self.problems)?;
+        let kind = match fields.get("kind") {
+            None => Some(KindPattern::new("*").expect("`*` is a valid pattern")),
+            Some(kind) => match kind.scalar_text().filter(|_| !kind.is_null()) {
+                Some(pattern) => KindPattern::new(pattern)
+                    .map_err(|message| self.problem(kind, message))
+                    .ok(),
+                None => {
+                    self.problem(
+                        kind,
+                        format!(
+                            "`kind` must be a pattern like \"order.*\", found {}",
+                            kind.describe()
+                        ),
+                    );
+                    None
+                }
+            },
+        };
+        let attributes = match fields.get("attributes") {
+            None => BTreeMap::new(),
+            Some(node) => self.attributes(node),
+        };
+        Some(RouteMatch {
+            kind: kind?,
+            attributes,
+        })
+    }
+
+    fn attributes(&mut self, node: &Node) -> BTreeMap<String, Vec<String>> {
+        let mut attributes = BTreeMap::new();
+        if node.is_null() {
+            return attributes;
+        }
+        let Some(entries) = node.as_mapping() else {
+            self.problem(
+                node,
+                format!(
+                    "`attributes` must map attribute names to a value or a list of values, found {}",
+                    node.describe()
+                ),
+            );
+            return attributes;
+        };
+        for (key, value) in entries {
+            let Some(name) = key.scalar_text().filter(|n| !n.is_empty()) else {
+                self.problem(key, "an attribute name must be a non-empty string");
+                continue;
+            };
+            let values: Vec<String> = match (value.scalar_text(), value.as_sequence()) {
+                (Some(text), _) if !value.is_null() => vec![text.to_owned()],
+                (_, Some(items)) if !items.is_empty() => {
+                    let mut values = Vec::new();
+                    for item in items {
+                        match item.scalar_text().filter(|_| !item.is_null()) {
+                            Some(text) => values.push(text.to_owned()),
+                            None => self.problem(
+                                item,
+                                format!(
+                                    "attribute `{name}`: expected a value, found {}",
+                                    item.describe()
+                                ),
+                            ),
+                        }
+                    }
+                    values
+                }
+                _ => {
+                    self.problem(
+                        value,
+                        format!(
+                            "attribute `{name}` needs a value or a non-empty list of values, found {}",
+                            value.describe()
+                        ),
+                    );
+                    continue;
+                }
+            };
+            attributes.insert(name.to_owned(), values);
+        }
+        attributes
+    }
+
+    fn route_to(&mut self, node: &Node, what: &str, channels: &[&str]) -> Vec<Arc<str>> {
+        // `to: ops` reads as `to: [ops]`: the one-channel route is common enough.
+        let items: Vec<&Node> = match (node.as_sequence(), node.scalar_text()) {
+            (Some(items), _) => items.iter().collect(),
+            (None, Some(_)) if !node.is_null() => vec![node],
+            _ => {
+                self.problem(
+                    node,
+                    format!(
+                        "`to` must be a list of channel names, found {}",
+                        node.describe()
+                    ),
+                );
+                return Vec::new();
+            }
+        };
+        if items.is_empty() {
+            self.problem(node, format!("{what} sends nowhere: `to` lists no channel"));
+        }
+        let mut to: Vec<Arc<str>> = Vec::new();
+        for item in items {
+            let Some(channel) = item.scalar_text().filter(|_| !item.is_null()) else {
+                self.problem(
+                    item,
+                    format!("expected a channel name, found {}", item.describe()),
+                );
+                continue;
+            };
+            if !channels.contains(&channel) {
+                let known = if channels.is_empty() {
+                    "no channels are defined".to_owned()
+                } else {
+                    format!("channels: {}", channels.join(", "))
+                };
+                self.problem(
+                    item,
+                    format!("{what} sends to unknown channel `{channel}`; {known}"),
+                );
+            } else if to.iter().any(|c| &**c == channel) {
+                self.warnings.push(Problem::at(
+                    item,
+                    format!("{what} lists channel `{channel}` twice"),
+                ));
+            } else {
+                to.push(Arc::from(channel));
+            }
+        }
+        to
+    }
+}
+
+fn article(world: World) -> &'static str {
+    match world {
+        World::Adapter => "an",
+        World::Channel => "a",
+    }
+}
+
+/// `^[a-z0-9][a-z0-9_-]{0,63}$`: safe in URLs (`/hooks/{name}`), metrics labels and queue
+/// names, in every backend.
+fn is_valid_name(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    !bytes.is_empty()
+        && bytes.len() <= 64
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'_')
+}
+
+fn is_valid_secret_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+}
+
+/// An `allowed_hosts` entry as `fetch` compares it: an exact host name or IP address, or
+/// `*.domain` for any name under the domain. Lowercased, because host names are
+/// case-insensitive.
+fn check_host(entry: &str) -> Result<String, String> {
+    let host = entry.trim().to_ascii_lowercase();
+    let refuse = || {
+        Err(format!(
+            "`{entry}` is not a host name: write `api.example.com` or `*.example.com`, \
+             without scheme, port or path"
+        ))
+    };
+    if host == "*" {
+        return Err("`*` would allow every host; list the hosts the plugin needs".into());
+    }
+    if let Some(domain) = host.strip_prefix("*.") {
+        return if is_dns_name(domain) {
+            Ok(host)
+        } else {
+            refuse()
+        };
+    }
+    let unbracketed = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(&host);
+    if unbracketed.parse::<IpAddr>().is_ok() || is_dns_name(&host) {
+        Ok(host)
+    } else {
+        refuse()
+    }
+}
+
+fn is_dns_name(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        })
+}
