@@ -5,8 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
+use switchyard::config::Config;
+use switchyard::routing;
 use switchyard::runtime::{BUILTIN_PLUGINS, Plugin, Runtime, RuntimeConfig, World};
 use switchyard::scaffold;
+use switchyard::store::Store;
 
 /// Switchyard: an integration hub with sandboxed WebAssembly plugins.
 #[derive(Parser)]
@@ -18,9 +21,57 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Runs the hub: the API, the router and the delivery workers.
+    Serve {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Measures the whole pipeline: sends N notifications through a real hub to a local
+    /// receiver and reports throughput, latency and memory.
+    Bench(switchyard::bench::BenchArgs),
+    /// Works with routes files.
+    #[command(subcommand)]
+    Routes(RoutesCommand),
+    /// Manages API tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
     /// Work with plugins: list the built-ins, check a component, start a new one.
     #[command(subcommand)]
     Plugin(PluginCommand),
+}
+
+#[derive(clap::Args)]
+struct ConfigArg {
+    /// The config file (default: ./switchyard.yaml when it exists). `SWITCHYARD_*`
+    /// variables override what it says.
+    #[arg(long, env = "SWITCHYARD_CONFIG")]
+    config: Option<PathBuf>,
+}
+
+impl ConfigArg {
+    fn load(&self) -> anyhow::Result<Config> {
+        Ok(Config::load(self.config.as_deref(), std::env::vars())?)
+    }
+}
+
+#[derive(Subcommand)]
+enum RoutesCommand {
+    /// Checks a routes file offline and explains every problem with its line.
+    Check {
+        /// The routes file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Creates an API token in the hub's store and prints it. It is shown only once.
+    Create {
+        /// What the token is for.
+        name: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(Subcommand)]
@@ -85,6 +136,39 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     match cli.command {
+        Command::Serve { config } => {
+            let config = config.load()?;
+            tokio.block_on(switchyard::server::serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Bench(args) => {
+            tokio.block_on(switchyard::bench::run(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Routes(RoutesCommand::Check { file }) => match routing::check_file(&file) {
+            Ok(summary) => {
+                println!("{summary}");
+                Ok(ExitCode::SUCCESS)
+            }
+            Err(error) => {
+                eprintln!("{error}");
+                Ok(ExitCode::FAILURE)
+            }
+        },
+        Command::Token(TokenCommand::Create { name, config }) => {
+            let config = config.load()?;
+            tokio.block_on(async {
+                let store = Store::open(&config.store_url()).await?;
+                let token = store.create_token(&name).await?;
+                store.close().await;
+                eprintln!(
+                    "Created API token `{}` ({}). It is shown only this once:",
+                    token.name, token.id
+                );
+                println!("{}", token.token);
+                anyhow::Ok(ExitCode::SUCCESS)
+            })
+        }
         Command::Plugin(PluginCommand::List) => tokio.block_on(list()),
         Command::Plugin(PluginCommand::Check { file }) => tokio.block_on(check(file)),
         Command::Plugin(PluginCommand::New {
@@ -115,7 +199,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 async fn list() -> anyhow::Result<ExitCode> {
     let runtime = Runtime::new(RuntimeConfig::default())?;
     println!("{:<18} {:<8} {:<9} asks for", "name", "world", "version");
-    for (name, _) in BUILTIN_PLUGINS {
+    for (name, _, _) in BUILTIN_PLUGINS {
         let plugin = runtime.load_builtin(name).await?;
         println!(
             "{:<18} {:<8} {:<9} {}",

@@ -1,0 +1,886 @@
+//! `switchyard bench`: a built-in load generator that measures the whole hub, end to end.
+//!
+//! # What runs
+//!
+//! - The **hub**: `switchyard serve` from this same binary, as a child process in a fresh
+//!   temporary data dir (SQLite store, `routes.yaml`, log), on a free loopback port; see
+//!   [`hub`]. Its routes send every notification to one `webhook` channel.
+//! - The **receiver**: a small HTTP server in this process that the webhook channel
+//!   delivers to; see [`receiver`].
+//! - The **senders**: `--connections` tasks, each POSTing one batch of `--batch`
+//!   notifications at a time to `/api/v1/notifications/batch`, the real front door.
+//!
+//! So every notification takes the full path: HTTP, the `rest-json` adapter plugin, the
+//! durable accept, the router, the delivery queue, the `webhook` channel plugin, the
+//! hub's outbound HTTP client, and a signed request to the receiver.
+//!
+//! # What is measured
+//!
+//! Notification `i` carries `{"seq": i, "pad": "..."}` as its payload. A sender notes
+//! the time just before it POSTs a batch; the receiver looks the sequence number up when
+//! the delivery arrives. From that:
+//!
+//! - **accepted/s**: N ÷ (first send → last `202`). What the front door and the durable
+//!   accept sustain.
+//! - **delivered/s**: N ÷ (first send → last first delivery). The end-to-end throughput,
+//!   which is what the targets are about.
+//! - **end-to-end latency** p50/p90/p99/max: batch POSTed → delivery received, for each
+//!   notification's first delivery. Under a saturating load this is mostly queueing: it
+//!   says how far delivery runs behind accept, not how fast an idle hub is.
+//! - **duplicates**: deliveries after the first (allowed by at-least-once; normally 0).
+//! - **signatures**: one delivery in [`receiver::SIGNATURE_SAMPLE`] has its Standard
+//!   Webhooks signature checked; any failure fails the run.
+//! - **CPU** of the hub and of the bench over the run, from `/proc`: both share the
+//!   machine's cores, so this says whose work the time went to.
+//! - **peak RSS** (VmHWM) of the hub, read just before it is stopped, and of the bench.
+//!
+//! A batch answered `503`, `429`, `408`, `502` or `504`, or lost to a connection error, is
+//! sent again after a back-off with the same `Idempotency-Key`, so a retry never creates
+//! a second notification; retries are counted.
+
+mod hub;
+pub mod receiver;
+
+use std::fmt::Write as _;
+use std::io::IsTerminal as _;
+use std::ops::Range;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use bytes::Bytes;
+use indicatif::{ProgressBar, ProgressStyle};
+use rand::RngCore as _;
+use reqwest::StatusCode;
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
+use serde::Deserialize;
+use tokio::task::JoinSet;
+
+use hub::HubProcess;
+use receiver::{Ledger, Receiver, Tally};
+
+/// The issue's target on a 2-core machine: a million delivered within a minute.
+const TARGET_PER_SECOND: f64 = 16_000.0;
+
+/// How often the progress display and the hub's health are checked.
+const TICK: Duration = Duration::from_millis(200);
+
+/// How often a plain status line is printed when stderr is not a terminal (CI, logs).
+const PLAIN_STATUS_EVERY: Duration = Duration::from_secs(5);
+
+/// How often the hub is asked for dead letters: one means the run cannot complete.
+const DEAD_LETTER_CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// How many times one batch is sent before the run gives up.
+const MAX_ATTEMPTS: u32 = 20;
+
+/// Runs a load test of the whole pipeline against a hub started for the purpose.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// How many notifications to send.
+    #[arg(long, short = 'n', default_value_t = 1_000_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub count: u64,
+    /// Notifications per batch request (1 to 1000).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1000))]
+    pub batch: u64,
+    /// Batch requests in flight at once, each on its own keep-alive connection.
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=4096))]
+    pub connections: u32,
+    /// Roughly how many bytes of JSON each notification's payload is (padded).
+    #[arg(long, default_value_t = 256)]
+    pub payload_bytes: usize,
+    /// Deliveries in flight to the receiver: the webhook channel's `concurrency`.
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub delivery_concurrency: u32,
+    /// Give up if not everything is delivered this long after the first send.
+    #[arg(long, default_value = "600s", value_parser = humantime::parse_duration)]
+    pub timeout: Duration,
+    /// Keep the temporary data dir (store, routes, hub log) and print where it is.
+    #[arg(long)]
+    pub keep: bool,
+}
+
+/// Runs the bench and prints its report. Fails if not every notification was delivered
+/// in time, if a signature did not verify, or if the hub failed.
+pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
+    let dir = tempfile::Builder::new()
+        .prefix("switchyard-bench-")
+        .tempdir()
+        .context("could not create a temporary directory")?;
+    let result = bench(&args, dir.path()).await;
+    // On failure the hub's log is the first thing to read, so the dir stays.
+    if args.keep || result.is_err() {
+        let path = dir.keep();
+        eprintln!(
+            "The bench's data dir (store, routes, hub.log) is kept in {}",
+            path.display()
+        );
+    }
+    result
+}
+
+async fn bench(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<()> {
+    let mut key = [0u8; 32];
+    rand::rng().fill_bytes(&mut key);
+    let ledger = Arc::new(Ledger::new(args.count, key.to_vec()));
+    let receiver = Receiver::start(ledger.clone())
+        .await
+        .context("could not start the bench's receiver")?;
+    let routes = routes_yaml(
+        &receiver.url(),
+        &BASE64.encode(key),
+        args.delivery_concurrency,
+    );
+    std::fs::write(dir.join("routes.yaml"), routes).context("could not write routes.yaml")?;
+
+    let client = reqwest::Client::builder()
+        // The hub is on loopback; a proxy from the environment must not be in the way.
+        .no_proxy()
+        .pool_max_idle_per_host(args.connections as usize)
+        .timeout(Duration::from_secs(60))
+        .build()?;
+    eprintln!("Starting the hub in {} ...", dir.display());
+    let mut hub = HubProcess::start(dir, &client).await?;
+
+    let outcome = drive(args, &client, &mut hub, &ledger).await;
+    let hub_peak_rss = hub::peak_rss(Some(hub.pid()));
+    let log = hub.log.clone();
+    let stopped = hub.stop().await;
+    drop(receiver);
+    let outcome = outcome.with_context(|| format!("the hub's log is {}", log.display()))?;
+
+    let report = Report {
+        args,
+        load: &outcome.load,
+        tally: ledger.tally(),
+        hub_cpu: outcome.hub_cpu,
+        bench_cpu: outcome.bench_cpu,
+        machine_busy: outcome.machine_busy,
+        hub_threads: outcome.hub_threads,
+        hub_peak_rss,
+        bench_peak_rss: hub::peak_rss(None),
+        timed_out: outcome.timed_out,
+        dead_letters: outcome.dead_letters,
+    };
+    println!("{report}");
+    stopped?;
+    report.verdict()
+}
+
+/// What the load phase leaves for the report.
+struct Outcome {
+    load: Arc<Load>,
+    timed_out: bool,
+    dead_letters: Option<String>,
+    hub_cpu: Option<Duration>,
+    bench_cpu: Option<Duration>,
+    machine_busy: Option<Duration>,
+    hub_threads: Vec<(String, usize, Duration)>,
+}
+
+/// The CPU each group of same-named threads used between two [`hub::thread_cpu`]
+/// readings, most first: (name, threads, time). Threads that exited in between are
+/// missing, so the sum can fall short of the process's total.
+fn cpu_by_thread_name(
+    before: &[(u32, String, Duration)],
+    after: &[(u32, String, Duration)],
+) -> Vec<(String, usize, Duration)> {
+    let mut groups: std::collections::BTreeMap<&str, (usize, Duration)> = Default::default();
+    for (tid, name, time) in after {
+        let earlier = before
+            .iter()
+            .find(|(t, _, _)| t == tid)
+            .map_or(Duration::ZERO, |(_, _, time)| *time);
+        let group = groups.entry(name).or_default();
+        group.0 += 1;
+        group.1 += time.saturating_sub(earlier);
+    }
+    let mut groups: Vec<_> = groups
+        .into_iter()
+        .map(|(name, (threads, time))| (name.to_owned(), threads, time))
+        .collect();
+    groups.sort_by_key(|group| std::cmp::Reverse(group.2));
+    groups
+}
+
+/// Sends everything, shows progress, and waits for the receiver to see everything (or the
+/// timeout, or a failure).
+async fn drive(
+    args: &BenchArgs,
+    client: &reqwest::Client,
+    hub: &mut HubProcess,
+    ledger: &Arc<Ledger>,
+) -> anyhow::Result<Outcome> {
+    let load = Arc::new(Load::new(args, client.clone(), hub, ledger.clone()));
+    let hub_cpu_before = hub::cpu_time(Some(hub.pid()));
+    let hub_threads_before = hub::thread_cpu(hub.pid());
+    let machine_busy_before = hub::machine_busy();
+    let bench_cpu_before = hub::cpu_time(None);
+
+    let progress = Progress::new(&load, ledger, hub.pid());
+    let mut senders = JoinSet::new();
+    for _ in 0..args.connections {
+        senders.spawn(load.clone().send_all());
+    }
+
+    let deadline = Instant::now() + args.timeout;
+    let mut next_dead_letter_check = Instant::now() + DEAD_LETTER_CHECK_EVERY;
+    let mut timed_out = false;
+    let mut dead_letters = None;
+    loop {
+        tokio::time::sleep(TICK).await;
+        progress.show(&load, ledger);
+        while let Some(joined) = senders.try_join_next() {
+            if let Err(error) = joined.context("a sender task panicked")? {
+                progress.abandon();
+                return Err(error);
+            }
+        }
+        if ledger.delivered() >= args.count {
+            break;
+        }
+        if let Err(error) = hub.check_running() {
+            progress.abandon();
+            return Err(error);
+        }
+        if Instant::now() >= next_dead_letter_check {
+            next_dead_letter_check += DEAD_LETTER_CHECK_EVERY;
+            dead_letters = load.dead_letters().await;
+            if dead_letters.is_some() {
+                break;
+            }
+        }
+        if Instant::now() >= deadline {
+            timed_out = true;
+            break;
+        }
+    }
+    progress.finish(ledger);
+    // Senders still running (a timeout or dead letters cut the run short) are stopped.
+    senders.abort_all();
+
+    let spent = |before: Option<Duration>, pid| Some(hub::cpu_time(pid)?.saturating_sub(before?));
+    Ok(Outcome {
+        hub_cpu: spent(hub_cpu_before, Some(hub.pid())),
+        bench_cpu: spent(bench_cpu_before, None),
+        machine_busy: hub::machine_busy()
+            .zip(machine_busy_before)
+            .map(|(after, before)| after.saturating_sub(before)),
+        hub_threads: cpu_by_thread_name(&hub_threads_before, &hub::thread_cpu(hub.pid())),
+        load,
+        timed_out,
+        dead_letters,
+    })
+}
+
+/// The routes file: every notification to one webhook channel pointed at the receiver.
+fn routes_yaml(url: &str, signing_key: &str, concurrency: u32) -> String {
+    format!(
+        r#"# Written by `switchyard bench`.
+channels:
+  bench:
+    plugin: webhook
+    config: {{ url: "{url}" }}
+    secrets: {{ signing_key: "whsec_{signing_key}" }}
+    allowed_hosts: ["127.0.0.1"]
+    concurrency: {concurrency}
+    retry: {{ schedule: [1s, 2s, 5s] }}
+routes:
+  - name: everything
+    match: {{ kind: "*" }}
+    to: [bench]
+"#
+    )
+}
+
+/// The sending side: shared by the sender tasks, which take batches in order.
+struct Load {
+    client: reqwest::Client,
+    /// The hub's base URL.
+    url: String,
+    batch_url: String,
+    authorization: String,
+    ledger: Arc<Ledger>,
+    count: u64,
+    batch: u64,
+    payload_bytes: usize,
+    /// A random prefix for the idempotency keys, so reruns against a kept store never
+    /// collide.
+    run_id: String,
+    /// The next batch to send.
+    next_batch: AtomicU64,
+    /// Notifications in batches POSTed at least once.
+    sent: AtomicU64,
+    /// Notifications answered `202`.
+    accepted: AtomicU64,
+    /// Notifications the hub answered `duplicate: true` (a retried batch whose first
+    /// attempt had in fact been stored gets its first answer back, so this stays 0).
+    duplicates: AtomicU64,
+    /// Batch re-sends.
+    retries: AtomicU64,
+    /// When the last `202` arrived, in the ledger's µs.
+    last_accept_us: AtomicU64,
+    /// When the first batch was POSTed, in the ledger's µs (+1; 0: not yet).
+    first_send_us: AtomicU64,
+}
+
+/// A `202` to a batch.
+#[derive(Deserialize)]
+struct BatchAnswer {
+    notifications: Vec<AcceptedItem>,
+}
+
+#[derive(Deserialize)]
+struct AcceptedItem {
+    duplicate: bool,
+}
+
+/// What one attempt to send a batch came to.
+enum Attempt {
+    Accepted,
+    Retry(String),
+}
+
+impl Load {
+    fn new(
+        args: &BenchArgs,
+        client: reqwest::Client,
+        hub: &HubProcess,
+        ledger: Arc<Ledger>,
+    ) -> Self {
+        let mut run_id = [0u8; 8];
+        rand::rng().fill_bytes(&mut run_id);
+        Load {
+            client,
+            url: hub.url.clone(),
+            batch_url: format!("{}/api/v1/notifications/batch", hub.url),
+            authorization: format!("Bearer {}", hub.token),
+            ledger,
+            count: args.count,
+            batch: args.batch,
+            payload_bytes: args.payload_bytes,
+            run_id: hex::encode(run_id),
+            next_batch: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            last_accept_us: AtomicU64::new(0),
+            first_send_us: AtomicU64::new(0),
+        }
+    }
+
+    /// One sender: takes the next batch until none is left.
+    async fn send_all(self: Arc<Self>) -> anyhow::Result<()> {
+        loop {
+            let index = self.next_batch.fetch_add(1, Ordering::Relaxed);
+            let first = index.saturating_mul(self.batch);
+            if first >= self.count {
+                return Ok(());
+            }
+            let seqs = first..(first + self.batch).min(self.count);
+            let body = self.batch_body(seqs.clone());
+            self.ledger.mark_sent(seqs.clone());
+            let _ = self.first_send_us.compare_exchange(
+                0,
+                self.ledger.now_us() + 1,
+                Ordering::Relaxed,
+                Ordering::Relaxed,
+            );
+            let n = seqs.end - seqs.start;
+            self.sent.fetch_add(n, Ordering::Relaxed);
+            self.send_batch(index, body, n).await?;
+        }
+    }
+
+    /// The JSON of one batch request, written by hand: it is the bench's hottest code
+    /// after the receiver, and the shape never changes.
+    fn batch_body(&self, seqs: Range<u64>) -> Bytes {
+        // `{"seq":N,"pad":""}` is 17 bytes plus the digits; the pad makes up the rest.
+        const PAD: &str = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+        let mut body = String::with_capacity(
+            32 + (seqs.end - seqs.start) as usize * (self.payload_bytes + 48),
+        );
+        body.push_str(r#"{"notifications":["#);
+        for seq in seqs.clone() {
+            if seq != seqs.start {
+                body.push(',');
+            }
+            let digits = seq.checked_ilog10().unwrap_or(0) as usize + 1;
+            let mut pad = self.payload_bytes.saturating_sub(17 + digits);
+            let _ = write!(
+                body,
+                r#"{{"kind":"bench.tick","payload":{{"seq":{seq},"pad":""#
+            );
+            while pad > 0 {
+                let chunk = pad.min(PAD.len());
+                body.push_str(&PAD[..chunk]);
+                pad -= chunk;
+            }
+            body.push_str(r#""}}"#);
+        }
+        body.push_str("]}");
+        Bytes::from(body)
+    }
+
+    /// Sends one batch until it is accepted, retrying what the hub or the network says is
+    /// temporary.
+    async fn send_batch(&self, index: u64, body: Bytes, n: u64) -> anyhow::Result<()> {
+        let key = format!("bench-{}-{index}", self.run_id);
+        let mut backoff = Duration::from_millis(50);
+        for attempt in 1..=MAX_ATTEMPTS {
+            match self.attempt(&key, body.clone(), n).await? {
+                Attempt::Accepted => {
+                    self.accepted.fetch_add(n, Ordering::Relaxed);
+                    self.last_accept_us
+                        .fetch_max(self.ledger.now_us(), Ordering::Relaxed);
+                    return Ok(());
+                }
+                Attempt::Retry(why) if attempt < MAX_ATTEMPTS => {
+                    tracing::debug!(batch = index, attempt, "retrying: {why}");
+                    self.retries.fetch_add(1, Ordering::Relaxed);
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(2));
+                }
+                Attempt::Retry(why) => {
+                    bail!("batch {index} was not accepted after {MAX_ATTEMPTS} attempts: {why}")
+                }
+            }
+        }
+        unreachable!("the last attempt returns or fails")
+    }
+
+    async fn attempt(&self, key: &str, body: Bytes, n: u64) -> anyhow::Result<Attempt> {
+        let response = match self
+            .client
+            .post(&self.batch_url)
+            .header(AUTHORIZATION, &self.authorization)
+            .header(CONTENT_TYPE, "application/json")
+            .header("idempotency-key", key)
+            .body(body)
+            .send()
+            .await
+        {
+            Ok(response) => response,
+            Err(error) => return Ok(Attempt::Retry(format!("{error:#}"))),
+        };
+        let status = response.status();
+        let text = match response.bytes().await {
+            Ok(text) => text,
+            Err(error) => return Ok(Attempt::Retry(format!("reading the answer: {error:#}"))),
+        };
+        match status {
+            StatusCode::ACCEPTED => {
+                let answer: BatchAnswer =
+                    serde_json::from_slice(&text).context("the hub's 202 is not a batch answer")?;
+                if answer.notifications.len() as u64 != n {
+                    bail!(
+                        "the hub accepted {} notifications of a batch of {n}",
+                        answer.notifications.len()
+                    );
+                }
+                let duplicates = answer.notifications.iter().filter(|i| i.duplicate).count();
+                self.duplicates
+                    .fetch_add(duplicates as u64, Ordering::Relaxed);
+                Ok(Attempt::Accepted)
+            }
+            StatusCode::SERVICE_UNAVAILABLE
+            | StatusCode::TOO_MANY_REQUESTS
+            | StatusCode::REQUEST_TIMEOUT
+            | StatusCode::BAD_GATEWAY
+            | StatusCode::GATEWAY_TIMEOUT => Ok(Attempt::Retry(format!(
+                "{status}: {}",
+                String::from_utf8_lossy(&text)
+            ))),
+            _ => bail!(
+                "the hub answered {status} to a batch: {}",
+                String::from_utf8_lossy(&text)
+            ),
+        }
+    }
+
+    /// A few dead letters, if the hub has any (best effort: `None` when it cannot say).
+    async fn dead_letters(&self) -> Option<String> {
+        let response = self
+            .client
+            .get(format!("{}/api/v1/dead-letters?limit=3", self.url))
+            .header(AUTHORIZATION, &self.authorization)
+            .send()
+            .await
+            .ok()?;
+        let page: serde_json::Value = serde_json::from_slice(&response.bytes().await.ok()?).ok()?;
+        let items = page.get("items")?.as_array()?;
+        (!items.is_empty()).then(|| serde_json::to_string_pretty(items).unwrap_or_default())
+    }
+
+    fn first_send_us(&self) -> Option<u64> {
+        self.first_send_us.load(Ordering::Relaxed).checked_sub(1)
+    }
+}
+
+/// The progress bar on a terminal; a status line every few seconds elsewhere.
+struct Progress {
+    bar: ProgressBar,
+    plain: bool,
+    started: Instant,
+    hub_pid: u32,
+    /// The counters at the last plain status line, for rates over the interval.
+    last: std::sync::Mutex<Snapshot>,
+}
+
+/// Counters at one moment, for rates between two moments.
+struct Snapshot {
+    at: Instant,
+    accepted: u64,
+    delivered: u64,
+    hub_cpu: Option<Duration>,
+    bench_cpu: Option<Duration>,
+}
+
+impl Snapshot {
+    fn take(load: &Load, ledger: &Ledger, hub_pid: u32) -> Snapshot {
+        Snapshot {
+            at: Instant::now(),
+            accepted: load.accepted.load(Ordering::Relaxed),
+            delivered: ledger.delivered(),
+            hub_cpu: hub::cpu_time(Some(hub_pid)),
+            bench_cpu: hub::cpu_time(None),
+        }
+    }
+}
+
+impl Progress {
+    fn new(load: &Load, ledger: &Ledger, hub_pid: u32) -> Progress {
+        let bar = ProgressBar::new(load.count);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{spinner} {elapsed_precise} [{wide_bar}] {human_pos}/{human_len} delivered \
+                 ({per_sec})\n  {msg}",
+            )
+            .expect("the template is valid")
+            .progress_chars("=> "),
+        );
+        Progress {
+            bar,
+            plain: !std::io::stderr().is_terminal(),
+            started: Instant::now(),
+            hub_pid,
+            last: std::sync::Mutex::new(Snapshot::take(load, ledger, hub_pid)),
+        }
+    }
+
+    fn show(&self, load: &Load, ledger: &Ledger) {
+        let accepted = load.accepted.load(Ordering::Relaxed);
+        let accepting = if accepted < load.count {
+            let elapsed = self.started.elapsed().as_secs_f64().max(1e-3);
+            format!("{}/s", thousands((accepted as f64 / elapsed) as u64))
+        } else {
+            "all".to_owned()
+        };
+        let message = format!(
+            "sent {} · accepted {} ({accepting}) · batch retries {} · duplicates {}",
+            thousands(load.sent.load(Ordering::Relaxed)),
+            thousands(accepted),
+            load.retries.load(Ordering::Relaxed),
+            ledger.duplicates(),
+        );
+        self.bar.set_position(ledger.delivered());
+        self.bar.set_message(message);
+        if !self.plain {
+            return;
+        }
+        let mut last = self.last.lock().unwrap_or_else(|p| p.into_inner());
+        if last.at.elapsed() < PLAIN_STATUS_EVERY {
+            return;
+        }
+        // Rates and CPU over the interval since the last line: they show the phases
+        // (accepting and delivering, then only delivering) and whose CPU each one costs.
+        let now = Snapshot::take(load, ledger, self.hub_pid);
+        let seconds = now.at.duration_since(last.at).as_secs_f64();
+        let rate = |now: u64, before: u64| thousands(((now - before) as f64 / seconds) as u64);
+        let cpu = |now: Option<Duration>, before: Option<Duration>| match (now, before) {
+            (Some(now), Some(before)) => format!(
+                "{:.0}%",
+                100.0 * now.saturating_sub(before).as_secs_f64() / seconds
+            ),
+            _ => "?".to_owned(),
+        };
+        eprintln!(
+            "[{:>6.1}s] accepted {} (+{}/s) · delivered {} (+{}/s) · batch retries {} · \
+             duplicates {} · CPU hub {} bench {}",
+            self.started.elapsed().as_secs_f64(),
+            thousands(now.accepted),
+            rate(now.accepted, last.accepted),
+            thousands(now.delivered),
+            rate(now.delivered, last.delivered),
+            load.retries.load(Ordering::Relaxed),
+            ledger.duplicates(),
+            cpu(now.hub_cpu, last.hub_cpu),
+            cpu(now.bench_cpu, last.bench_cpu),
+        );
+        *last = now;
+    }
+
+    fn finish(&self, ledger: &Ledger) {
+        self.bar.set_position(ledger.delivered());
+        self.bar.finish();
+    }
+
+    fn abandon(&self) {
+        self.bar.abandon();
+    }
+}
+
+/// Everything the run measured.
+struct Report<'a> {
+    args: &'a BenchArgs,
+    load: &'a Load,
+    tally: Tally,
+    hub_cpu: Option<Duration>,
+    bench_cpu: Option<Duration>,
+    /// Busy CPU time of the whole machine over the run, every process's.
+    machine_busy: Option<Duration>,
+    /// The hub's CPU by thread name over the run: (name, threads, time).
+    hub_threads: Vec<(String, usize, Duration)>,
+    hub_peak_rss: Option<u64>,
+    bench_peak_rss: Option<u64>,
+    timed_out: bool,
+    dead_letters: Option<String>,
+}
+
+impl Report<'_> {
+    /// Seconds from the first send to `end_us`.
+    fn span(&self, end_us: u64) -> Option<f64> {
+        let start = self.load.first_send_us()?;
+        Some(end_us.saturating_sub(start) as f64 / 1e6).filter(|s| *s > 0.0)
+    }
+
+    fn complete(&self) -> bool {
+        self.tally.delivered >= self.args.count
+    }
+
+    /// The run's pass or fail, after the report is printed.
+    fn verdict(&self) -> anyhow::Result<()> {
+        if let Some(dead) = &self.dead_letters {
+            bail!("deliveries were dead-lettered, so the run cannot complete:\n{dead}");
+        }
+        if self.timed_out {
+            bail!(
+                "only {} of {} notifications were delivered within {:?}",
+                thousands(self.tally.delivered),
+                thousands(self.args.count),
+                self.args.timeout
+            );
+        }
+        if self.tally.signature_failures > 0 {
+            bail!(
+                "{} of {} sampled deliveries had a signature that did not verify",
+                self.tally.signature_failures,
+                self.tally.signatures_checked
+            );
+        }
+        Ok(())
+    }
+}
+
+impl std::fmt::Display for Report<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let args = self.args;
+        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let accepted = self.load.accepted.load(Ordering::Relaxed);
+        let rate = |n: u64, span: Option<f64>| match span {
+            Some(s) => format!(
+                "{} in {s:.2} s = {}/s",
+                thousands(n),
+                thousands((n as f64 / s) as u64)
+            ),
+            None => thousands(n),
+        };
+        let accept_span = self.span(self.load.last_accept_us.load(Ordering::Relaxed));
+        let deliver_span = self.span(self.tally.last_delivery_us);
+        let ms = |q: f64| self.tally.latency.value_at_quantile(q) as f64 / 1000.0;
+        let mib = |bytes: Option<u64>| match bytes {
+            Some(b) => format!("{:.0} MiB", b as f64 / (1024.0 * 1024.0)),
+            None => "n/a".to_owned(),
+        };
+        let cpu = |time: Option<Duration>| match (time, deliver_span) {
+            (Some(t), Some(wall)) => format!(
+                "{:.1} s ({:.2} cores)",
+                t.as_secs_f64(),
+                t.as_secs_f64() / wall
+            ),
+            (Some(t), None) => format!("{:.1} s", t.as_secs_f64()),
+            _ => "n/a".to_owned(),
+        };
+
+        writeln!(f)?;
+        writeln!(f, "switchyard bench")?;
+        writeln!(
+            f,
+            "  load              {} notifications, batches of {}, {} connections, ~{} B payloads",
+            thousands(args.count),
+            args.batch,
+            args.connections,
+            args.payload_bytes
+        )?;
+        writeln!(
+            f,
+            "  hub               embedded (SQLite), webhook channel concurrency {}",
+            args.delivery_concurrency
+        )?;
+        let passed = hub::passed_through_env();
+        if !passed.is_empty() {
+            let env: Vec<String> = passed.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            writeln!(f, "  hub env           {}", env.join(" "))?;
+        }
+        writeln!(
+            f,
+            "  machine           {cores} cores (shared by the hub and the bench)"
+        )?;
+        writeln!(f, "  accepted          {}", rate(accepted, accept_span))?;
+        let verdict = match deliver_span {
+            Some(s) if self.complete() => {
+                let per_second = args.count as f64 / s;
+                if per_second >= TARGET_PER_SECOND {
+                    "  (target ≥ 16,000/s: met)"
+                } else {
+                    "  (target ≥ 16,000/s: MISSED)"
+                }
+            }
+            _ => "  (INCOMPLETE)",
+        };
+        writeln!(
+            f,
+            "  delivered         {}{verdict}",
+            rate(self.tally.delivered, deliver_span)
+        )?;
+        if self.tally.latency.is_empty() {
+            writeln!(f, "  e2e latency       n/a")?;
+        } else {
+            writeln!(
+                f,
+                "  e2e latency       p50 {:.1} ms · p90 {:.1} ms · p99 {:.1} ms · max {:.1} ms",
+                ms(0.5),
+                ms(0.9),
+                ms(0.99),
+                self.tally.latency.max() as f64 / 1000.0
+            )?;
+        }
+        writeln!(
+            f,
+            "  duplicates        {} delivered twice or more; {} answered duplicate by the API",
+            thousands(self.tally.duplicates),
+            thousands(self.load.duplicates.load(Ordering::Relaxed))
+        )?;
+        writeln!(
+            f,
+            "  batch retries     {}",
+            thousands(self.load.retries.load(Ordering::Relaxed))
+        )?;
+        writeln!(
+            f,
+            "  signatures        {} sampled, {} failed",
+            self.tally.signatures_checked, self.tally.signature_failures
+        )?;
+        if self.tally.strays > 0 {
+            writeln!(
+                f,
+                "  strays            {} requests with no sequence number of this run",
+                self.tally.strays
+            )?;
+        }
+        writeln!(
+            f,
+            "  CPU (whole run)   hub {} · bench {}",
+            cpu(self.hub_cpu),
+            cpu(self.bench_cpu)
+        )?;
+        // Another build or test on the same cores slows the hub down; say so, since the
+        // numbers above cannot.
+        if let (Some(busy), Some(hub), Some(bench)) =
+            (self.machine_busy, self.hub_cpu, self.bench_cpu)
+        {
+            let others = busy.saturating_sub(hub + bench);
+            writeln!(f, "  other processes   {}", cpu(Some(others)))?;
+        }
+        if !self.hub_threads.is_empty() {
+            let groups: Vec<String> = self
+                .hub_threads
+                .iter()
+                .filter(|(_, _, time)| !time.is_zero())
+                .map(|(name, threads, time)| {
+                    format!("{name} ×{threads} {:.1} s", time.as_secs_f64())
+                })
+                .collect();
+            writeln!(f, "  hub CPU by thread {}", groups.join(" · "))?;
+        }
+        writeln!(
+            f,
+            "  peak RSS          hub {} · bench {}",
+            mib(self.hub_peak_rss),
+            mib(self.bench_peak_rss)
+        )?;
+        Ok(())
+    }
+}
+
+/// `1234567` as `1,234,567`.
+fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_thousands() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1_234_567), "1,234,567");
+    }
+
+    #[test]
+    fn pads_payloads_to_the_requested_size() {
+        let load = Load {
+            client: reqwest::Client::new(),
+            url: String::new(),
+            batch_url: String::new(),
+            authorization: String::new(),
+            ledger: Arc::new(Ledger::new(200, Vec::new())),
+            count: 200,
+            batch: 100,
+            payload_bytes: 256,
+            run_id: String::new(),
+            next_batch: AtomicU64::new(0),
+            sent: AtomicU64::new(0),
+            accepted: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            retries: AtomicU64::new(0),
+            last_accept_us: AtomicU64::new(0),
+            first_send_us: AtomicU64::new(0),
+        };
+        let body = load.batch_body(98..101);
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let items = value["notifications"].as_array().unwrap();
+        assert_eq!(items.len(), 3);
+        for (item, seq) in items.iter().zip(98..) {
+            assert_eq!(item["kind"], "bench.tick");
+            assert_eq!(item["payload"]["seq"], seq);
+            assert_eq!(serde_json::to_string(&item["payload"]).unwrap().len(), 256);
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! One attempt: call the channel's plugin, then decide what becomes of the delivery.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{Job, Shared, Slot};
+use crate::routing::ChannelSpec;
+use crate::runtime::{self, CallError, Outcome};
+use crate::store::{self, AttemptOutcome, AttemptRecord, NextStep};
+
+/// The longest a `Retry-After` may push a retry out.
+const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
+/// When the plugin pool is full, the delivery goes back to the queue for this long.
+const BUSY_BACKOFF: Duration = Duration::from_millis(200);
+/// When a channel has left the routes file, its deliveries wait this long between looks.
+const CHANNEL_GONE_BACKOFF: Duration = Duration::from_secs(60);
+
+pub(super) async fn run(
+    shared: Arc<Shared>,
+    channel: String,
+    spec: Option<ChannelSpec>,
+    job: Job,
+    _slot: Slot,
+) {
+    let table = shared.routes.current();
+    let Some(spec) = spec else {
+        // Kept, not dead-lettered: the channel may come back with the next routes file.
+        tracing::warn!(%channel, delivery = %job.delivery_id, "channel is no longer in the routes file; the delivery waits for it");
+        let later = store::now_ms() + CHANNEL_GONE_BACKOFF.as_millis() as i64;
+        let _ = shared.store.release(&[job.delivery_id], later).await;
+        return;
+    };
+    let attempt = job.attempts + 1;
+    let started_at = store::now_ms();
+    let clock = Instant::now();
+
+    let result = match shared.plugins.channel(&spec.plugin).await {
+        Ok(plugin) => {
+            let grants = shared.grants(&table, &channel, &spec);
+            let delivery = runtime::Delivery {
+                notification: wit_notification(&job.notification),
+                attempt,
+                channel: channel.clone(),
+            };
+            let result = plugin.deliver(&grants, delivery).await;
+            metrics::histogram!("switchyard_plugin_call_seconds", "plugin" => spec.plugin.clone())
+                .record(clock.elapsed().as_secs_f64());
+            result.map_err(Failure::Call)
+        }
+        Err(reason) => Err(Failure::Load(reason)),
+    };
+
+    if let Err(Failure::Call(CallError::Busy { .. })) = &result {
+        // Not an attempt: the plugin never ran.
+        let later = store::now_ms() + BUSY_BACKOFF.as_millis() as i64;
+        let _ = shared.store.release(&[job.delivery_id], later).await;
+        return;
+    }
+
+    let record = decide(
+        &job,
+        attempt,
+        started_at,
+        clock.elapsed(),
+        result,
+        &spec.retry_schedule,
+    );
+    if let Ok(Outcome::Failed(failure)) = &record.1
+        && failure.disable
+    {
+        tracing::warn!(%channel, reason = %failure.reason, "the destination says it is gone; check the channel's config");
+    }
+    shared.recorder.record(&channel, record.0).await;
+}
+
+enum Failure {
+    Call(CallError),
+    Load(String),
+}
+
+/// Turns a call's result into the attempt's record and the delivery's next step.
+fn decide(
+    job: &Job,
+    attempt: u32,
+    started_at: i64,
+    took: Duration,
+    result: Result<Outcome, Failure>,
+    schedule: &[Duration],
+) -> (AttemptRecord, Result<Outcome, ()>) {
+    let retry_or_dead = |after: Option<Duration>| {
+        // Retries made since the last replay, this one included.
+        let made = (attempt - job.retry_base) as usize;
+        match schedule.get(made - 1) {
+            Some(delay) => {
+                let wait = after.map_or(*delay, |after| (*delay).max(after.min(MAX_RETRY_AFTER)));
+                NextStep::RetryAt(store::now_ms() + wait.as_millis() as i64)
+            }
+            None => NextStep::Dead,
+        }
+    };
+    let (outcome, status, detail, next) = match &result {
+        Ok(Outcome::Delivered(receipt)) => (
+            AttemptOutcome::Delivered,
+            receipt.status,
+            receipt.detail.clone(),
+            NextStep::Done,
+        ),
+        Ok(Outcome::Retry(hint)) => (
+            AttemptOutcome::Retry,
+            hint.status,
+            Some(hint.reason.clone()),
+            retry_or_dead(hint.after_ms.map(Duration::from_millis)),
+        ),
+        Ok(Outcome::Failed(failure)) => (
+            AttemptOutcome::Failed,
+            failure.status,
+            Some(failure.reason.clone()),
+            NextStep::Dead,
+        ),
+        Err(Failure::Call(error)) => (
+            AttemptOutcome::Error,
+            None,
+            Some(error.to_string()),
+            retry_or_dead(None),
+        ),
+        Err(Failure::Load(reason)) => (
+            AttemptOutcome::Error,
+            None,
+            Some(reason.clone()),
+            retry_or_dead(None),
+        ),
+    };
+    let record = AttemptRecord {
+        delivery_id: job.delivery_id.clone(),
+        attempt,
+        started_at,
+        duration_ms: took.as_millis() as i64,
+        outcome,
+        status,
+        detail,
+        next,
+    };
+    (record, result.map_err(|_| ()))
+}
+
+fn wit_notification(notification: &store::Notification) -> runtime::Notification {
+    runtime::Notification {
+        id: notification.id.clone(),
+        kind: notification.kind.clone(),
+        source: notification.source.clone(),
+        attributes: notification.attributes.clone(),
+        payload: notification.payload.clone(),
+        created_at_ms: notification.created_at as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::runtime::{Failure as PluginFailure, Receipt, RetryHint};
+
+    fn job(attempts: u32, retry_base: u32) -> Job {
+        Job {
+            delivery_id: "d1".into(),
+            attempts,
+            retry_base,
+            notification: Arc::new(store::Notification {
+                id: "n1".into(),
+                kind: "k".into(),
+                source: "api".into(),
+                attributes: vec![],
+                payload: "{}".into(),
+                idempotency_key: None,
+                created_at: 0,
+            }),
+        }
+    }
+
+    fn next_after(job: &Job, result: Result<Outcome, Failure>, schedule: &[Duration]) -> NextStep {
+        let attempt = job.attempts + 1;
+        decide(job, attempt, 0, Duration::ZERO, result, schedule)
+            .0
+            .next
+    }
+
+    fn retry(after_ms: Option<u64>) -> Result<Outcome, Failure> {
+        Ok(Outcome::Retry(RetryHint {
+            status: Some(503),
+            after_ms,
+            reason: "busy".into(),
+        }))
+    }
+
+    fn due_in(next: NextStep) -> i64 {
+        match next {
+            NextStep::RetryAt(at) => at - store::now_ms(),
+            other => panic!("expected a retry, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn delivered_is_done_and_failed_is_dead() {
+        let delivered = Ok(Outcome::Delivered(Receipt {
+            status: Some(200),
+            detail: None,
+        }));
+        assert_eq!(next_after(&job(0, 0), delivered, &[]), NextStep::Done);
+        let failed = Ok(Outcome::Failed(PluginFailure {
+            status: Some(410),
+            reason: "gone".into(),
+            disable: true,
+        }));
+        let schedule = [Duration::from_secs(5)];
+        assert_eq!(next_after(&job(0, 0), failed, &schedule), NextStep::Dead);
+    }
+
+    #[test]
+    fn retries_follow_the_schedule_then_die() {
+        let schedule = [Duration::from_secs(5), Duration::from_secs(300)];
+        let first = due_in(next_after(&job(0, 0), retry(None), &schedule));
+        assert!((4_900..=5_100).contains(&first), "{first}");
+        let second = due_in(next_after(&job(1, 0), retry(None), &schedule));
+        assert!((299_900..=300_100).contains(&second), "{second}");
+        assert_eq!(
+            next_after(&job(2, 0), retry(None), &schedule),
+            NextStep::Dead
+        );
+    }
+
+    #[test]
+    fn retry_after_pushes_a_retry_out_but_never_pulls_it_in() {
+        let schedule = [Duration::from_secs(5)];
+        let later = due_in(next_after(&job(0, 0), retry(Some(60_000)), &schedule));
+        assert!((59_900..=60_100).contains(&later), "{later}");
+        let sooner = due_in(next_after(&job(0, 0), retry(Some(1)), &schedule));
+        assert!((4_900..=5_100).contains(&sooner), "{sooner}");
+    }
+
+    #[test]
+    fn a_replay_restarts_the_schedule() {
+        let schedule = [Duration::from_secs(5)];
+        assert_eq!(
+            next_after(&job(3, 0), retry(None), &schedule),
+            NextStep::Dead
+        );
+        let after_replay = next_after(&job(3, 3), retry(None), &schedule);
+        assert!(matches!(after_replay, NextStep::RetryAt(_)));
+    }
+
+    #[test]
+    fn a_plugin_error_is_retried() {
+        let schedule = [Duration::from_secs(5)];
+        let error = Err(Failure::Load("no such plugin".into()));
+        assert!(matches!(
+            next_after(&job(0, 0), error, &schedule),
+            NextStep::RetryAt(_)
+        ));
+    }
+}

@@ -1,0 +1,286 @@
+//! Delivery: channel workers lease deliveries, call the channel's plugin, record every
+//! attempt, and retry or dead-letter what did not go through.
+//!
+//! Each channel has a **lane**: a bounded in-memory queue, its own rate limiter and its own
+//! limit on calls in flight. A slow or failing destination fills only its own lane; the
+//! router and the other lanes carry on. Work reaches a lane two ways:
+//!
+//! - the router hands over fresh deliveries when the lane has room (leased in the store
+//!   for [`DeliverySettings::lease`]), and
+//! - the [`poller`] leases due deliveries from the store: retries whose time has come,
+//!   replayed dead letters, deliveries the router could not hand over, and leftovers of a
+//!   process that died.
+
+mod attempt;
+mod poller;
+mod recorder;
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::plugins::Plugins;
+use crate::routing::{ChannelSpec, LiveRoutes, RateLimit, RouteTable};
+use crate::runtime::Grants;
+use crate::store::{self, Store};
+
+pub use poller::run_poller;
+pub use recorder::Recorder;
+
+/// How many deliveries a lane holds in memory. Beyond that they wait in the store.
+pub const LANE_CAPACITY: usize = 4096;
+
+/// Settings for the delivery workers.
+#[derive(Debug, Clone)]
+pub struct DeliverySettings {
+    /// Calls in flight per channel when the channel sets no `concurrency`.
+    pub concurrency: u32,
+    /// How long a process may hold a delivery before the store hands it out again.
+    pub lease: Duration,
+}
+
+/// One delivery on its way to a channel.
+#[derive(Debug, Clone)]
+pub struct Job {
+    pub delivery_id: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Attempts made before the last replay: the retry schedule counts from here.
+    pub retry_base: u32,
+    pub notification: Arc<store::Notification>,
+}
+
+/// Everything an attempt needs, shared by all lanes.
+struct Shared {
+    store: Store,
+    routes: Arc<LiveRoutes>,
+    plugins: Plugins,
+    recorder: Recorder,
+    /// Tracks calls in flight, so shutdown can wait for them.
+    in_flight: TaskTracker,
+    /// Grants built from the current route table, per channel.
+    grants: Mutex<GrantsCache>,
+}
+
+#[derive(Default)]
+struct GrantsCache {
+    table: Option<Arc<RouteTable>>,
+    by_channel: HashMap<String, Arc<Grants>>,
+}
+
+/// The lanes of every channel, created on first use.
+#[derive(Clone)]
+pub struct Lanes {
+    shared: Arc<Shared>,
+    settings: DeliverySettings,
+    lanes: Arc<Mutex<HashMap<String, mpsc::Sender<Job>>>>,
+    stop: CancellationToken,
+    /// Every lane's task, so shutdown can wait for them to let go of their jobs.
+    lane_tasks: TaskTracker,
+}
+
+impl Lanes {
+    pub fn new(
+        store: Store,
+        routes: Arc<LiveRoutes>,
+        plugins: Plugins,
+        recorder: Recorder,
+        settings: DeliverySettings,
+    ) -> Lanes {
+        Lanes {
+            shared: Arc::new(Shared {
+                store,
+                routes,
+                plugins,
+                recorder,
+                in_flight: TaskTracker::new(),
+                grants: Mutex::default(),
+            }),
+            settings,
+            lanes: Arc::default(),
+            stop: CancellationToken::new(),
+            lane_tasks: TaskTracker::new(),
+        }
+    }
+
+    /// The sender of `channel`'s lane, starting the lane if needed.
+    pub fn sender(&self, channel: &str) -> mpsc::Sender<Job> {
+        let mut lanes = self.lanes.lock().expect("lanes lock");
+        if let Some(sender) = lanes.get(channel) {
+            return sender.clone();
+        }
+        let (sender, receiver) = mpsc::channel(LANE_CAPACITY);
+        lanes.insert(channel.to_string(), sender.clone());
+        let lane = Lane {
+            channel: channel.to_string(),
+            shared: self.shared.clone(),
+            default_concurrency: self.settings.concurrency,
+            stop: self.stop.clone(),
+        };
+        self.lane_tasks.spawn(lane.run(receiver));
+        sender
+    }
+
+    /// Free slots per lane, for the poller.
+    pub fn room(&self, channel: &str) -> usize {
+        self.sender(channel).capacity()
+    }
+
+    pub fn lease(&self) -> Duration {
+        self.settings.lease
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.shared.store
+    }
+
+    pub fn routes(&self) -> &Arc<LiveRoutes> {
+        &self.shared.routes
+    }
+
+    /// Stops taking jobs, waits up to `grace` for the calls in flight and their records,
+    /// and hands the jobs still queued back to the store.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.stop.cancel();
+        self.lane_tasks.close();
+        self.lane_tasks.wait().await;
+        self.shared.in_flight.close();
+        if tokio::time::timeout(grace, self.shared.in_flight.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "calls still in flight after {grace:?}; their deliveries will be retried"
+            );
+        }
+        self.shared.recorder.flush().await;
+    }
+}
+
+/// One channel's lane: takes jobs in order, paces them by the channel's rate limit and
+/// runs up to its concurrency of them at once.
+struct Lane {
+    channel: String,
+    shared: Arc<Shared>,
+    default_concurrency: u32,
+    stop: CancellationToken,
+}
+
+impl Lane {
+    async fn run(self, mut jobs: mpsc::Receiver<Job>) {
+        let mut concurrency = self.default_concurrency;
+        let slots = Arc::new(Semaphore::new(concurrency as usize));
+        let mut rate: Option<(RateLimit, DefaultDirectRateLimiter)> = None;
+        loop {
+            let job = tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => break,
+                job = jobs.recv() => match job {
+                    Some(job) => job,
+                    None => break,
+                },
+            };
+            let spec = self.shared.routes.current().channel(&self.channel).cloned();
+
+            // Follow the channel's limits as the routes file changes them.
+            let wanted = spec
+                .as_ref()
+                .and_then(|s| s.concurrency)
+                .unwrap_or(self.default_concurrency)
+                .max(1);
+            if wanted > concurrency {
+                slots.add_permits((wanted - concurrency) as usize);
+            } else if wanted < concurrency {
+                slots.forget_permits((concurrency - wanted) as usize);
+            }
+            concurrency = wanted;
+            let wanted_rate = spec.as_ref().and_then(|s| s.rate_limit);
+            if rate.as_ref().map(|(limit, _)| limit) != wanted_rate.as_ref() {
+                rate = wanted_rate.map(|limit| {
+                    let limiter = RateLimiter::direct(quota(&limit));
+                    (limit, limiter)
+                });
+            }
+
+            if let Some((_, limiter)) = &rate {
+                tokio::select! {
+                    biased;
+                    _ = self.stop.cancelled() => { self.hand_back(job); break; }
+                    _ = limiter.until_ready() => {}
+                }
+            }
+            let slot = tokio::select! {
+                biased;
+                _ = self.stop.cancelled() => { self.hand_back(job); break; }
+                slot = slots.clone().acquire_owned() => slot.expect("lane semaphore is never closed"),
+            };
+            let shared = self.shared.clone();
+            let channel = self.channel.clone();
+            self.shared
+                .in_flight
+                .spawn(attempt::run(shared, channel, spec, job, slot));
+        }
+        // Whatever is still queued goes back to the store, due now, for the next process.
+        jobs.close();
+        let mut left = Vec::new();
+        while let Ok(job) = jobs.try_recv() {
+            left.push(job.delivery_id);
+        }
+        if !left.is_empty()
+            && let Err(error) = self.shared.store.release(&left, store::now_ms()).await
+        {
+            tracing::warn!(channel = %self.channel, %error, "could not hand queued deliveries back; they return when their lease ends");
+        }
+    }
+
+    fn hand_back(&self, job: Job) {
+        let store = self.shared.store.clone();
+        self.shared.in_flight.spawn(async move {
+            let _ = store.release(&[job.delivery_id], store::now_ms()).await;
+        });
+    }
+}
+
+/// `count` per `per`, with bursts of up to `count`.
+fn quota(limit: &RateLimit) -> Quota {
+    let count = NonZeroU32::new(limit.count.max(1)).expect("at least one");
+    let period = (limit.per / count.get()).max(Duration::from_nanos(1));
+    Quota::with_period(period)
+        .expect("period is positive")
+        .allow_burst(count)
+}
+
+impl Shared {
+    /// The grants for `channel` under the current table, built once per table.
+    fn grants(&self, table: &Arc<RouteTable>, channel: &str, spec: &ChannelSpec) -> Arc<Grants> {
+        let mut cache = self.grants.lock().expect("grants lock");
+        if !cache
+            .table
+            .as_ref()
+            .is_some_and(|cached| Arc::ptr_eq(cached, table))
+        {
+            cache.table = Some(table.clone());
+            cache.by_channel.clear();
+        }
+        cache
+            .by_channel
+            .entry(channel.to_string())
+            .or_insert_with(|| {
+                Arc::new(Grants {
+                    config: spec.config.clone(),
+                    secrets: spec.secrets.clone().into_iter().collect(),
+                    allowed_hosts: spec.allowed_hosts.clone(),
+                })
+            })
+            .clone()
+    }
+}
+
+/// Keeps the slot of a call for as long as the call runs.
+type Slot = OwnedSemaphorePermit;

@@ -1,0 +1,109 @@
+//! The recorder writes attempts to the store in batches: many workers' attempts share one
+//! transaction, which is what lets SQLite keep up with thousands of deliveries a second.
+
+use std::time::Duration;
+
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{AttemptRecord, NextStep, Store};
+
+/// The most attempts written in one transaction.
+const MAX_BATCH: usize = 2048;
+
+enum Message {
+    Attempt {
+        channel: String,
+        record: AttemptRecord,
+    },
+    Flush(oneshot::Sender<()>),
+}
+
+/// Hands attempts to the recording task. Cheap to clone.
+#[derive(Clone)]
+pub struct Recorder {
+    queue: mpsc::Sender<Message>,
+}
+
+impl Recorder {
+    /// Starts the recording task.
+    pub fn start(store: Store) -> Recorder {
+        let (queue, messages) = mpsc::channel(MAX_BATCH * 4);
+        tokio::spawn(run(store, messages));
+        Recorder { queue }
+    }
+
+    /// Queues one attempt. The delivery stays leased until the record is written, so a
+    /// crash before that repeats the attempt rather than losing it.
+    pub async fn record(&self, channel: &str, record: AttemptRecord) {
+        let message = Message::Attempt {
+            channel: channel.to_string(),
+            record,
+        };
+        if self.queue.send(message).await.is_err() {
+            tracing::error!(
+                "the recorder has stopped; an attempt was not recorded and will be repeated"
+            );
+        }
+    }
+
+    /// Waits until everything queued so far is written.
+    pub async fn flush(&self) {
+        let (done, written) = oneshot::channel();
+        if self.queue.send(Message::Flush(done)).await.is_ok() {
+            let _ = written.await;
+        }
+    }
+}
+
+async fn run(store: Store, mut messages: mpsc::Receiver<Message>) {
+    let mut batch: Vec<(String, AttemptRecord)> = Vec::with_capacity(MAX_BATCH);
+    let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
+    while let Some(first) = messages.recv().await {
+        let mut next = Some(first);
+        while let Some(message) = next.take() {
+            match message {
+                Message::Attempt { channel, record } => batch.push((channel, record)),
+                Message::Flush(done) => waiting.push(done),
+            }
+            if batch.len() < MAX_BATCH {
+                next = messages.try_recv().ok();
+            }
+        }
+        if !batch.is_empty() {
+            write(&store, &batch).await;
+            count(&batch);
+            batch.clear();
+        }
+        for done in waiting.drain(..) {
+            let _ = done.send(());
+        }
+    }
+}
+
+/// Writes one batch, retrying until the store takes it: dropping records would lose the
+/// attempt history, and the leases keep the deliveries safe meanwhile.
+async fn write(store: &Store, batch: &[(String, AttemptRecord)]) {
+    let records: Vec<AttemptRecord> = batch.iter().map(|(_, r)| r.clone()).collect();
+    let mut backoff = Duration::from_millis(50);
+    loop {
+        match store.record_attempts(&records).await {
+            Ok(()) => return,
+            Err(error) => {
+                tracing::error!(%error, attempts = records.len(), "could not record attempts; retrying in {backoff:?}");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn count(batch: &[(String, AttemptRecord)]) {
+    for (channel, record) in batch {
+        let name = match record.next {
+            NextStep::Done => "switchyard_deliveries_delivered_total",
+            NextStep::RetryAt(_) => "switchyard_deliveries_retried_total",
+            NextStep::Dead => "switchyard_deliveries_dead_lettered_total",
+        };
+        metrics::counter!(name, "channel" => channel.clone()).increment(1);
+    }
+}

@@ -1,0 +1,17 @@
+//! Front doors: how notifications get in. Each front door hands the raw request to its
+//! source's adapter plugin, then to the [`Acceptor`].
+
+mod accept;
+mod auth;
+mod problem;
+mod raw_json;
+pub mod rest;
+
+pub use accept::{AcceptError, Acceptor};
+pub use auth::Tokens;
+pub use problem::{Problem, problem_response};
+
+/// The adapter behind the REST API's send endpoints.
+pub const REST_ADAPTER: &str = "rest-json";
+/// The source name of notifications sent through the REST API.
+pub const REST_SOURCE: &str = "api";

@@ -1,0 +1,249 @@
+//! The hub: the store, the route table, the plugins and the tasks of the flow (accept,
+//! route, deliver), started together and stopped in order.
+
+pub mod router;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::Config;
+use crate::delivery::{self, DeliverySettings, Lanes, Recorder};
+use crate::ingress::{Acceptor, Tokens};
+use crate::plugins::Plugins;
+use crate::routing::{BuiltinCatalog, LiveRoutes, RouteTable};
+use crate::runtime::Runtime;
+use crate::store::Store;
+
+/// A running hub. Front doors hold an `Arc<Hub>`.
+pub struct Hub {
+    pub config: Config,
+    pub store: Store,
+    pub routes: Arc<LiveRoutes>,
+    pub plugins: Plugins,
+    pub acceptor: Acceptor,
+    pub tokens: Tokens,
+    lanes: Lanes,
+    /// This process's name on leases.
+    owner: String,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Hub {
+    /// Opens the store, loads the routes and the plugins they name, and starts the flow.
+    pub async fn start(config: Config) -> anyhow::Result<Arc<Hub>> {
+        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+            format!(
+                "could not create the data directory {}",
+                config.data_dir.display()
+            )
+        })?;
+        let store = Store::open(&config.store_url())
+            .await
+            .with_context(|| format!("could not open the store at {}", config.store_url()))?;
+
+        let routes_path = config.routes_path();
+        write_sample_routes(&routes_path)?;
+        let table = RouteTable::load(&routes_path, &BuiltinCatalog)
+            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        for warning in table.warnings() {
+            tracing::warn!("{warning}");
+        }
+        let routes = Arc::new(LiveRoutes::new(routes_path, table));
+
+        let runtime = Runtime::new(config.runtime_config())?;
+        let plugins = Plugins::new(runtime);
+        load_plugins(&plugins, &routes.current()).await?;
+
+        let owner = uuid::Uuid::now_v7().to_string();
+        let released = store.release_foreign_leases(&owner).await?;
+        if released > 0 {
+            tracing::info!(
+                deliveries = released,
+                "picked up deliveries a previous run left in flight"
+            );
+        }
+
+        let stream = Arc::new(Notify::new());
+        let window_ms = config.api.idempotency_window.as_millis() as i64;
+        let acceptor = Acceptor::start(store.clone(), stream.clone(), window_ms);
+        let recorder = Recorder::start(store.clone());
+        let lanes = Lanes::new(
+            store.clone(),
+            routes.clone(),
+            plugins.clone(),
+            recorder,
+            DeliverySettings {
+                concurrency: config.delivery.concurrency,
+                lease: config.delivery.lease,
+            },
+        );
+        let tokens = Tokens::load(store.clone()).await?;
+
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(router::run(
+            store.clone(),
+            lanes.clone(),
+            owner.clone(),
+            stream,
+            stop.clone(),
+        ));
+        tasks.spawn(delivery::run_poller(
+            lanes.clone(),
+            owner.clone(),
+            stop.clone(),
+        ));
+        tasks.spawn(watch_routes(routes.clone(), plugins.clone(), stop.clone()));
+        tasks.spawn(housekeeping(
+            store.clone(),
+            routes.clone(),
+            window_ms,
+            stop.clone(),
+        ));
+
+        Ok(Arc::new(Hub {
+            config,
+            store,
+            routes,
+            plugins,
+            acceptor,
+            tokens,
+            lanes,
+            owner,
+            stop,
+            tasks,
+        }))
+    }
+
+    /// This process's lease owner id.
+    pub fn owner(&self) -> &str {
+        &self.owner
+    }
+
+    /// Reloads the routes file now; on error the old table stays.
+    pub async fn reload_routes(&self) -> Result<Arc<RouteTable>, crate::routing::RoutesError> {
+        let table = self.routes.reload()?;
+        if let Err(error) = load_plugins(&self.plugins, &table).await {
+            tracing::error!(%error, "a plugin the new routes name does not load");
+        }
+        Ok(table)
+    }
+
+    /// Stops the flow in order: the router and poller stop taking work, calls in flight
+    /// finish (up to the shutdown grace) and are recorded, and the store closes. Whatever
+    /// was queued but not started stays pending in the store for the next start.
+    pub async fn shutdown(&self) {
+        self.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+        self.lanes
+            .shutdown(self.config.delivery.shutdown_grace)
+            .await;
+        self.store.close().await;
+    }
+}
+
+/// Writes the sample routes file when there is none, so the first start routes something.
+fn write_sample_routes(path: &Path) -> anyhow::Result<()> {
+    if path.exists() {
+        return Ok(());
+    }
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("could not create {}", dir.display()))?;
+    }
+    std::fs::write(path, crate::routing::SAMPLE)
+        .with_context(|| format!("could not write the sample routes to {}", path.display()))?;
+    tracing::info!(path = %path.display(), "wrote a sample routes file");
+    Ok(())
+}
+
+/// Compiles the plugins `table` names, so errors show now and first calls are not slow.
+async fn load_plugins(plugins: &Plugins, table: &RouteTable) -> anyhow::Result<()> {
+    plugins
+        .adapter(crate::ingress::REST_ADAPTER)
+        .await
+        .map_err(anyhow::Error::msg)?;
+    for (name, channel) in table.channels() {
+        plugins
+            .channel(&channel.plugin)
+            .await
+            .map_err(|error| anyhow::anyhow!("channel `{name}`: {error}"))?;
+    }
+    for (name, source) in table.sources() {
+        plugins
+            .adapter(&source.adapter)
+            .await
+            .map_err(|error| anyhow::anyhow!("source `{name}`: {error}"))?;
+    }
+    Ok(())
+}
+
+/// Reloads the routes when the file changes.
+async fn watch_routes(routes: Arc<LiveRoutes>, plugins: Plugins, stop: CancellationToken) {
+    let mut tables = routes.subscribe();
+    let watcher = routes.clone().watch();
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => break,
+            changed = tables.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                let table = tables.borrow_and_update().clone();
+                if let Err(error) = load_plugins(&plugins, &table).await {
+                    tracing::error!(%error, "a plugin the new routes name does not load");
+                }
+            }
+        }
+    }
+    watcher.abort();
+}
+
+/// Periodic chores: forget expired idempotency keys, sample queue depths for `/metrics`.
+async fn housekeeping(
+    store: Store,
+    routes: Arc<LiveRoutes>,
+    idempotency_window_ms: i64,
+    stop: CancellationToken,
+) {
+    let mut ticks = tokio::time::interval(Duration::from_secs(5));
+    let mut tick: u64 = 0;
+    loop {
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = ticks.tick() => {}
+        }
+        tick += 1;
+        if tick % 720 == 1 {
+            match store.purge_idempotency_keys(idempotency_window_ms).await {
+                Ok(0) => {}
+                Ok(purged) => tracing::debug!(purged, "forgot expired idempotency keys"),
+                Err(error) => tracing::warn!(%error, "could not purge idempotency keys"),
+            }
+        }
+        match store.pending_by_channel().await {
+            Ok(depths) => {
+                let depths: std::collections::HashMap<String, i64> = depths.into_iter().collect();
+                let table = routes.current();
+                let channels = table
+                    .channels()
+                    .map(|(name, _)| name.to_string())
+                    .chain(depths.keys().cloned());
+                for channel in channels {
+                    let depth = depths.get(&channel).copied().unwrap_or(0);
+                    metrics::gauge!("switchyard_queue_depth", "channel" => channel)
+                        .set(depth as f64);
+                }
+            }
+            Err(error) => tracing::warn!(%error, "could not sample queue depths"),
+        }
+    }
+}

@@ -1,0 +1,202 @@
+//! `switchyard serve`: the HTTP server around a [`Hub`]: the API, its docs, metrics and
+//! health checks.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use poem::endpoint::make_sync;
+use poem::listener::{Acceptor as _, Listener, TcpListener};
+use poem::web::Data;
+use poem::web::headers::{ContentLength, HeaderMapExt};
+use poem::{
+    Endpoint, EndpointExt, IntoResponse, Request, Response, Route, handler, http::StatusCode,
+};
+use poem_openapi::OpenApiService;
+
+use crate::config::Config;
+use crate::ingress::{problem_response, rest::Api};
+use crate::pipeline::Hub;
+
+/// Histogram buckets for plugin call latency, in seconds: 10 µs to 10 s.
+const LATENCY_BUCKETS: &[f64] = &[
+    0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0,
+];
+
+/// The Prometheus recorder is process-global; install it once.
+fn metrics_handle() -> PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            PrometheusBuilder::new()
+                .set_buckets(LATENCY_BUCKETS)
+                .expect("buckets are not empty")
+                .install_recorder()
+                .expect("no other metrics recorder is installed")
+        })
+        .clone()
+}
+
+/// Runs the hub until SIGINT or SIGTERM, then shuts down gracefully.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let metrics = metrics_handle();
+    let listener = TcpListener::bind(config.listen)
+        .into_acceptor()
+        .await
+        .with_context(|| format!("could not listen on {}", config.listen))?;
+    let address = listener
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .unwrap_or(config.listen);
+    let public_url = config
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("http://{address}"));
+    let grace = config.delivery.shutdown_grace;
+
+    let hub = Hub::start(config).await?;
+    let first_token = if hub.tokens.is_empty() {
+        Some(hub.tokens.create("default").await?)
+    } else {
+        None
+    };
+
+    let app = app(hub.clone(), metrics, public_url.clone());
+    print_banner(
+        &hub,
+        &public_url,
+        first_token.as_ref().map(|t| t.token.as_str()),
+    );
+
+    poem::Server::new_with_acceptor(listener)
+        .run_with_graceful_shutdown(app, shutdown_signal(), Some(grace))
+        .await
+        .context("the HTTP server failed")?;
+    tracing::info!("stopped taking requests; finishing deliveries in flight");
+    hub.shutdown().await;
+    tracing::info!("shut down");
+    Ok(())
+}
+
+/// The whole HTTP surface.
+pub fn app(hub: Arc<Hub>, metrics: PrometheusHandle, public_url: String) -> impl poem::Endpoint {
+    let api = OpenApiService::new(
+        Api::new(hub.clone()),
+        "Switchyard",
+        env!("CARGO_PKG_VERSION"),
+    )
+    .description(
+        "Send notifications, follow their deliveries, replay dead letters and manage \
+             routes. Authenticate with `Authorization: Bearer <token>`.",
+    )
+    .server(public_url);
+    let spec = api.spec_endpoint();
+    let docs = api.swagger_ui();
+    let max_body = hub.config.api.max_body_bytes;
+    Route::new()
+        .nest("/", api)
+        .at("/openapi.json", spec)
+        .nest("/docs", docs)
+        .at("/metrics", make_sync(move |_| metrics.render()))
+        .at("/healthz", healthz)
+        .at("/readyz", readyz)
+        .around(move |endpoint, request| limit_body(endpoint, request, max_body))
+        .data(hub)
+        .catch_all_error(problem_response)
+}
+
+/// Refuses bodies over `max` bytes with 413: at once when the declared length is over, and
+/// while reading when the length is not declared (a chunked upload). poem's own
+/// `SizeLimit` refuses every request without a `Content-Length`, GETs included.
+async fn limit_body<E: Endpoint>(
+    endpoint: Arc<E>,
+    mut request: Request,
+    max: usize,
+) -> poem::Result<Response> {
+    let too_large = || poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE);
+    match request.headers().typed_get::<ContentLength>() {
+        Some(ContentLength(length)) if length as usize > max => return Err(too_large()),
+        Some(_) => {}
+        None => {
+            let body = request
+                .take_body()
+                .into_bytes_limit(max)
+                .await
+                .map_err(|_| too_large())?;
+            request.set_body(body);
+        }
+    }
+    endpoint
+        .call(request)
+        .await
+        .map(IntoResponse::into_response)
+}
+
+#[handler]
+fn healthz() -> &'static str {
+    "ok"
+}
+
+/// Ready when the store answers.
+#[handler]
+async fn readyz(hub: Data<&Arc<Hub>>) -> Response {
+    match tokio::time::timeout(Duration::from_secs(2), hub.store.ping()).await {
+        Ok(Ok(())) => "ready".into_response(),
+        _ => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the store is not answering",
+        )
+            .into_response(),
+    }
+}
+
+fn print_banner(hub: &Hub, url: &str, first_token: Option<&str>) {
+    let table = hub.routes.current();
+    println!("Switchyard {} is running.", env!("CARGO_PKG_VERSION"));
+    println!();
+    println!("  API          {url}/api/v1");
+    println!("  API docs     {url}/docs   (OpenAPI spec: {url}/openapi.json)");
+    println!("  Admin        not part of this build yet; the API covers every task");
+    println!("  Metrics      {url}/metrics");
+    println!("  Data         {}", hub.config.data_dir.display());
+    println!(
+        "  Routes       {} ({} channels, {} routes; edits reload automatically)",
+        hub.routes.path().display(),
+        table.channels().count(),
+        table.routes().len()
+    );
+    if let Some(token) = first_token {
+        println!();
+        println!("  A first API token was created. It is shown only this once:");
+        println!();
+        println!("    {token}");
+        println!();
+        println!("  Try it:");
+        println!(
+            "    curl -H 'Authorization: Bearer {token}' -H 'content-type: application/json' \\"
+        );
+        println!(
+            "      -d '{{\"kind\":\"hello.world\",\"payload\":{{\"text\":\"hi\"}}}}' {url}/api/v1/notifications"
+        );
+    }
+    println!();
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("can listen for SIGTERM");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutdown requested");
+}
