@@ -1,0 +1,14 @@
+//! Black-box tests of the `switchyard` binary: every test starts the real hub as a child
+//! process in its own temporary data dir and port, talks HTTP to its API, and watches what
+//! local receivers get. Nothing here calls the library.
+//!
+//! When a test fails, the hub's stdout and stderr are printed (see `support::Hub`'s `Drop`).
+
+mod bad_input;
+mod crash;
+mod delivery;
+mod idempotency;
+mod ops;
+mod reload;
+mod retries;
+mod support;
