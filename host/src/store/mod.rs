@@ -272,7 +272,9 @@ impl Store {
             // WAL before it returns. Only a power loss can take the last commits.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .pragma("cache_size", "-65536")
+            // 16 MiB of page cache. Larger caches cost more at every commit (SQLite walks
+            // the cache when a transaction ends), and commits are frequent here.
+            .pragma("cache_size", "-16384")
             .pragma("temp_store", "memory");
         // One writer: SQLite serialises writers anyway, and one connection lets the
         // pipeline's batches queue in memory instead of on the database lock.
@@ -542,16 +544,18 @@ impl Store {
             tx.commit().await?;
             return Ok(Vec::new());
         }
-        let mut select = QueryBuilder::<Sqlite>::new(
-            "SELECT id, kind, source, attributes, payload, idempotency_key, created_at \
-             FROM notifications WHERE id IN (",
-        );
-        let mut ids = select.separated(", ");
-        for (_, notification_id, _, _) in &leased {
-            ids.push_bind(notification_id);
-        }
-        select.push(")");
-        let rows = select.build().fetch_all(&mut *tx).await?;
+        // The lease just written marks this batch: one static statement (cached, unlike an
+        // IN list of varying length) reads its notifications.
+        let rows = sqlx::query(
+            "SELECT n.id, n.kind, n.source, n.attributes, n.payload, n.idempotency_key, n.created_at \
+             FROM deliveries d JOIN notifications n ON n.id = d.notification_id \
+             WHERE d.state = 'pending' AND d.channel = ? AND d.next_at = ? AND d.lease_owner = ?",
+        )
+        .bind(channel)
+        .bind(lease_until)
+        .bind(owner)
+        .fetch_all(&mut *tx)
+        .await?;
         tx.commit().await?;
         let mut notifications = HashMap::with_capacity(rows.len());
         for row in &rows {
@@ -606,18 +610,18 @@ impl Store {
             .iter()
             .filter(|r| r.next == NextStep::Done)
             .collect();
-        for chunk in delivered.chunks(ROWS_PER_INSERT) {
-            let mut update = QueryBuilder::<Sqlite>::new(
+        if !delivered.is_empty() {
+            // One static statement over a JSON list of ids: prepared once, not once per
+            // list length.
+            let ids: Vec<&str> = delivered.iter().map(|r| r.delivery_id.as_str()).collect();
+            sqlx::query(
                 "UPDATE deliveries SET state = 'delivered', lease_owner = NULL, last_error = NULL, \
-                 attempts = attempts + 1, updated_at = ",
-            );
-            update.push_bind(now).push(" WHERE id IN (");
-            let mut ids = update.separated(", ");
-            for record in chunk {
-                ids.push_bind(&record.delivery_id);
-            }
-            update.push(")");
-            update.build().execute(&mut *tx).await?;
+                 attempts = attempts + 1, updated_at = ? WHERE id IN (SELECT value FROM json_each(?))",
+            )
+            .bind(now)
+            .bind(serde_json::to_string(&ids).expect("ids serialise"))
+            .execute(&mut *tx)
+            .await?;
         }
         for record in records.iter().filter(|r| r.next != NextStep::Done) {
             let error = record
