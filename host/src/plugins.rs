@@ -1,7 +1,7 @@
 //! The plugins a running hub uses, loaded once and shared by every call.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
 
 use tokio::sync::Mutex;
 
@@ -11,7 +11,10 @@ use crate::runtime::{LoadError, Plugin, Runtime, World};
 #[derive(Clone)]
 pub struct Plugins {
     runtime: Runtime,
-    loaded: Arc<Mutex<HashMap<String, Plugin>>>,
+    /// Read on every call, so a plain read lock rather than an async mutex.
+    loaded: Arc<RwLock<HashMap<String, Plugin>>>,
+    /// Held while compiling, so two first uses compile a plugin once.
+    loading: Arc<Mutex<()>>,
 }
 
 impl Plugins {
@@ -19,6 +22,7 @@ impl Plugins {
         Plugins {
             runtime,
             loaded: Arc::default(),
+            loading: Arc::default(),
         }
     }
 
@@ -29,12 +33,18 @@ impl Plugins {
     /// The plugin `name`, compiling it on first use. Compiling is slow (milliseconds to
     /// seconds), so the hub loads the plugins its routes name at start-up.
     pub async fn get(&self, name: &str) -> Result<Plugin, LoadError> {
-        let mut loaded = self.loaded.lock().await;
-        if let Some(plugin) = loaded.get(name) {
+        if let Some(plugin) = self.loaded.read().expect("plugins lock").get(name) {
+            return Ok(plugin.clone());
+        }
+        let _loading = self.loading.lock().await;
+        if let Some(plugin) = self.loaded.read().expect("plugins lock").get(name) {
             return Ok(plugin.clone());
         }
         let plugin = self.runtime.load_builtin(name).await?;
-        loaded.insert(name.to_string(), plugin.clone());
+        self.loaded
+            .write()
+            .expect("plugins lock")
+            .insert(name.to_string(), plugin.clone());
         Ok(plugin)
     }
 
@@ -58,7 +68,13 @@ impl Plugins {
 
     /// Every plugin loaded so far.
     pub async fn loaded(&self) -> Vec<Plugin> {
-        let mut plugins: Vec<Plugin> = self.loaded.lock().await.values().cloned().collect();
+        let mut plugins: Vec<Plugin> = self
+            .loaded
+            .read()
+            .expect("plugins lock")
+            .values()
+            .cloned()
+            .collect();
         plugins.sort_by(|a, b| a.name().cmp(b.name()));
         plugins
     }

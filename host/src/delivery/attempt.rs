@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Job, Shared, Slot};
-use crate::routing::ChannelSpec;
+use crate::routing::RouteTable;
 use crate::runtime::{self, CallError, Outcome};
 use crate::store::{self, AttemptOutcome, AttemptRecord, NextStep};
 
@@ -18,12 +18,11 @@ const CHANNEL_GONE_BACKOFF: Duration = Duration::from_secs(60);
 pub(super) async fn run(
     shared: Arc<Shared>,
     channel: String,
-    spec: Option<ChannelSpec>,
+    table: Arc<RouteTable>,
     job: Job,
     _slot: Slot,
 ) {
-    let table = shared.routes.current();
-    let Some(spec) = spec else {
+    let Some(spec) = table.channel(&channel) else {
         // Kept, not dead-lettered: the channel may come back with the next routes file.
         tracing::warn!(%channel, delivery = %job.delivery_id, "channel is no longer in the routes file; the delivery waits for it");
         let later = store::now_ms() + CHANNEL_GONE_BACKOFF.as_millis() as i64;
@@ -36,7 +35,7 @@ pub(super) async fn run(
 
     let result = match shared.plugins.channel(&spec.plugin).await {
         Ok(plugin) => {
-            let grants = shared.grants(&table, &channel, &spec);
+            let grants = shared.grants(&table, &channel, spec);
             let delivery = runtime::Delivery {
                 notification: wit_notification(&job.notification),
                 attempt,

@@ -186,11 +186,13 @@ impl Lane {
                     None => break,
                 },
             };
-            let spec = self.shared.routes.current().channel(&self.channel).cloned();
+            // The table, not a copy of the channel's spec: the attempt borrows the spec from
+            // it, so nothing is cloned per delivery.
+            let table = self.shared.routes.current();
+            let spec = table.channel(&self.channel);
 
             // Follow the channel's limits as the routes file changes them.
             let wanted = spec
-                .as_ref()
                 .and_then(|s| s.concurrency)
                 .unwrap_or(self.default_concurrency)
                 .max(1);
@@ -200,7 +202,7 @@ impl Lane {
                 slots.forget_permits((concurrency - wanted) as usize);
             }
             concurrency = wanted;
-            let wanted_rate = spec.as_ref().and_then(|s| s.rate_limit);
+            let wanted_rate = spec.and_then(|s| s.rate_limit);
             if rate.as_ref().map(|(limit, _)| limit) != wanted_rate.as_ref() {
                 rate = wanted_rate.map(|limit| {
                     let limiter = RateLimiter::direct(quota(&limit));
@@ -224,7 +226,7 @@ impl Lane {
             let channel = self.channel.clone();
             self.shared
                 .in_flight
-                .spawn(attempt::run(shared, channel, spec, job, slot));
+                .spawn(attempt::run(shared, channel, table, job, slot));
         }
         // Whatever is still queued goes back to the store, due now, for the next process.
         jobs.close();
