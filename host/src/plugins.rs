@@ -67,7 +67,7 @@ impl Plugins {
     }
 
     /// Every plugin loaded so far.
-    pub async fn loaded(&self) -> Vec<Plugin> {
+    pub fn loaded(&self) -> Vec<Plugin> {
         let mut plugins: Vec<Plugin> = self
             .loaded
             .read()

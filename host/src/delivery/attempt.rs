@@ -56,20 +56,20 @@ pub(super) async fn run(
         return;
     }
 
+    if let Ok(Outcome::Failed(failure)) = &result
+        && failure.disable
+    {
+        tracing::warn!(%channel, reason = %failure.reason, "the destination says it is gone; check the channel's config");
+    }
     let record = decide(
         &job,
         attempt,
         started_at,
         clock.elapsed(),
-        result,
+        &result,
         &spec.retry_schedule,
     );
-    if let Ok(Outcome::Failed(failure)) = &record.1
-        && failure.disable
-    {
-        tracing::warn!(%channel, reason = %failure.reason, "the destination says it is gone; check the channel's config");
-    }
-    shared.recorder.record(&channel, record.0).await;
+    shared.recorder.record(&channel, record).await;
 }
 
 enum Failure {
@@ -83,9 +83,9 @@ fn decide(
     attempt: u32,
     started_at: i64,
     took: Duration,
-    result: Result<Outcome, Failure>,
+    result: &Result<Outcome, Failure>,
     schedule: &[Duration],
-) -> (AttemptRecord, Result<Outcome, ()>) {
+) -> AttemptRecord {
     let retry_or_dead = |after: Option<Duration>| {
         // Retries made since the last replay, this one included.
         let made = (attempt - job.retry_base) as usize;
@@ -97,7 +97,7 @@ fn decide(
             None => NextStep::Dead,
         }
     };
-    let (outcome, status, detail, next) = match &result {
+    let (outcome, status, detail, next) = match result {
         Ok(Outcome::Delivered(receipt)) => (
             AttemptOutcome::Delivered,
             receipt.status,
@@ -129,7 +129,7 @@ fn decide(
             retry_or_dead(None),
         ),
     };
-    let record = AttemptRecord {
+    AttemptRecord {
         delivery_id: job.delivery_id.clone(),
         attempt,
         started_at,
@@ -138,8 +138,7 @@ fn decide(
         status,
         detail,
         next,
-    };
-    (record, result.map_err(|_| ()))
+    }
 }
 
 fn wit_notification(notification: &store::Notification) -> runtime::Notification {
@@ -177,9 +176,7 @@ mod tests {
 
     fn next_after(job: &Job, result: Result<Outcome, Failure>, schedule: &[Duration]) -> NextStep {
         let attempt = job.attempts + 1;
-        decide(job, attempt, 0, Duration::ZERO, result, schedule)
-            .0
-            .next
+        decide(job, attempt, 0, Duration::ZERO, &result, schedule).next
     }
 
     fn retry(after_ms: Option<u64>) -> Result<Outcome, Failure> {

@@ -56,23 +56,29 @@ impl Recorder {
 }
 
 async fn run(store: Store, mut messages: mpsc::Receiver<Message>) {
-    let mut batch: Vec<(String, AttemptRecord)> = Vec::with_capacity(MAX_BATCH);
+    // Two parallel lists, so the records go to the store without copying.
+    let mut records: Vec<AttemptRecord> = Vec::with_capacity(MAX_BATCH);
+    let mut channels: Vec<String> = Vec::with_capacity(MAX_BATCH);
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = messages.recv().await {
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
-                Message::Attempt { channel, record } => batch.push((channel, record)),
+                Message::Attempt { channel, record } => {
+                    records.push(record);
+                    channels.push(channel);
+                }
                 Message::Flush(done) => waiting.push(done),
             }
-            if batch.len() < MAX_BATCH {
+            if records.len() < MAX_BATCH {
                 next = messages.try_recv().ok();
             }
         }
-        if !batch.is_empty() {
-            write(&store, &batch).await;
-            count(&batch);
-            batch.clear();
+        if !records.is_empty() {
+            write(&store, &records).await;
+            count(&channels, &records);
+            records.clear();
+            channels.clear();
         }
         for done in waiting.drain(..) {
             let _ = done.send(());
@@ -82,11 +88,10 @@ async fn run(store: Store, mut messages: mpsc::Receiver<Message>) {
 
 /// Writes one batch, retrying until the store takes it: dropping records would lose the
 /// attempt history, and the leases keep the deliveries safe meanwhile.
-async fn write(store: &Store, batch: &[(String, AttemptRecord)]) {
-    let records: Vec<AttemptRecord> = batch.iter().map(|(_, r)| r.clone()).collect();
+async fn write(store: &Store, records: &[AttemptRecord]) {
     let mut backoff = Duration::from_millis(50);
     loop {
-        match store.record_attempts(&records).await {
+        match store.record_attempts(records).await {
             Ok(()) => return,
             Err(error) => {
                 tracing::error!(%error, attempts = records.len(), "could not record attempts; retrying in {backoff:?}");
@@ -97,8 +102,8 @@ async fn write(store: &Store, batch: &[(String, AttemptRecord)]) {
     }
 }
 
-fn count(batch: &[(String, AttemptRecord)]) {
-    for (channel, record) in batch {
+fn count(channels: &[String], records: &[AttemptRecord]) {
+    for (channel, record) in channels.iter().zip(records) {
         let name = match record.next {
             NextStep::Done => "switchyard_deliveries_delivered_total",
             NextStep::RetryAt(_) => "switchyard_deliveries_retried_total",

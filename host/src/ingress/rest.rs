@@ -545,7 +545,7 @@ impl Api {
     /// List the plugins this hub has loaded.
     #[oai(path = "/plugins", method = "get", tag = "Tag::Plugins")]
     async fn list_plugins(&self, _token: ApiToken) -> Json<Vec<PluginOut>> {
-        let plugins = self.hub.plugins.loaded().await;
+        let plugins = self.hub.plugins.loaded();
         Json(
             plugins
                 .into_iter()
