@@ -58,7 +58,10 @@ impl Outbound {
             // A proxy would connect on our behalf and bypass the address rules.
             .no_proxy()
             .connect_timeout(policy.connect_timeout)
-            .pool_max_idle_per_host(64)
+            // Enough idle connections per host for every call a channel may have in
+            // flight: with fewer, each burst closes the surplus and the next one opens it
+            // again, a TCP handshake per delivery.
+            .pool_max_idle_per_host(1024)
             .user_agent(concat!("switchyard/", env!("CARGO_PKG_VERSION")))
             .dns_resolver(Arc::new(GuardedResolver {
                 allow_loopback: policy.allow_loopback,
