@@ -5,13 +5,20 @@
 //! - `trivial_channel`: a channel that returns `delivered` at once, the floor for one
 //!   fresh-instance call (store, instance from the pre-instantiated pool, call, teardown).
 //! - `rest_json_1kib`: the built-in `rest-json` adapter parsing a 1 KiB notification.
+//! - `webhook_delivery`: the built-in `webhook` channel delivering one signed notification
+//!   to `switchyard bench`'s receiver on loopback, over a kept-alive connection. Client and
+//!   receiver share the benchmark's one thread, so the time is everything one delivery costs
+//!   on the machine, both ends of the HTTP exchange and the kernel's loopback included.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::Engine as _;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use switchyard::bench::receiver::{Ledger, Receiver};
 use switchyard::runtime::{
-    Delivery, Grants, Notification, Request, Runtime, RuntimeConfig, Transport,
+    Delivery, FetchPolicy, Grants, Notification, Outcome, Request, Runtime, RuntimeConfig,
+    Transport,
 };
 
 fn one_kib_notification() -> Vec<u8> {
@@ -33,7 +40,15 @@ fn plugin_calls(c: &mut Criterion) {
         .enable_all()
         .build()
         .unwrap();
-    let runtime = Runtime::new(RuntimeConfig::default()).unwrap();
+    let runtime = Runtime::new(RuntimeConfig {
+        // The receiver listens on loopback.
+        fetch: FetchPolicy {
+            allow_loopback: true,
+            ..FetchPolicy::default()
+        },
+        ..RuntimeConfig::default()
+    })
+    .unwrap();
     let grants = Arc::new(Grants::default());
 
     let trivial_path = std::path::Path::new(env!("SWITCHYARD_TEST_PLUGINS")).join("trivial.wasm");
@@ -77,6 +92,36 @@ fn plugin_calls(c: &mut Criterion) {
                 .unwrap()
                 .unwrap();
             assert_eq!(drafts.len(), 1);
+        })
+    });
+
+    let key = [7u8; 32];
+    let receiver = tokio
+        .block_on(Receiver::start(Arc::new(Ledger::new(1, key.to_vec()))))
+        .unwrap();
+    let webhook = tokio.block_on(runtime.load_builtin("webhook")).unwrap();
+    let webhook_grants = Arc::new(Grants {
+        config: serde_json::json!({ "url": receiver.url() }),
+        secrets: [(
+            "signing_key".to_string(),
+            format!(
+                "whsec_{}",
+                base64::engine::general_purpose::STANDARD.encode(key)
+            ),
+        )]
+        .into(),
+        allowed_hosts: vec!["127.0.0.1".into()],
+    });
+    let mut signed = delivery.clone();
+    // The receiver reads the sequence number from the payload; every call is number 0.
+    signed.notification.payload = r#"{"seq":0,"pad":"0123456789abcdef"}"#.into();
+    group.bench_function("webhook_delivery", |b| {
+        b.to_async(&tokio).iter(|| async {
+            let outcome = webhook
+                .deliver(&webhook_grants, signed.clone())
+                .await
+                .unwrap();
+            assert!(matches!(outcome, Outcome::Delivered(_)), "{outcome:?}");
         })
     });
     group.finish();
