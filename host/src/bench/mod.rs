@@ -383,7 +383,7 @@ impl Load {
                 return Ok(());
             }
             let seqs = first..(first + self.batch).min(self.count);
-            let body = self.batch_body(seqs.clone());
+            let body = batch_body(seqs.clone(), self.payload_bytes);
             self.ledger.mark_sent(seqs.clone());
             let _ = self.first_send_us.compare_exchange(
                 0,
@@ -395,36 +395,6 @@ impl Load {
             self.sent.fetch_add(n, Ordering::Relaxed);
             self.send_batch(index, body, n).await?;
         }
-    }
-
-    /// The JSON of one batch request, written by hand: it is the bench's hottest code
-    /// after the receiver, and the shape never changes.
-    fn batch_body(&self, seqs: Range<u64>) -> Bytes {
-        // `{"seq":N,"pad":""}` is 17 bytes plus the digits; the pad makes up the rest.
-        const PAD: &str = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
-        let mut body = String::with_capacity(
-            32 + (seqs.end - seqs.start) as usize * (self.payload_bytes + 48),
-        );
-        body.push_str(r#"{"notifications":["#);
-        for seq in seqs.clone() {
-            if seq != seqs.start {
-                body.push(',');
-            }
-            let digits = seq.checked_ilog10().unwrap_or(0) as usize + 1;
-            let mut pad = self.payload_bytes.saturating_sub(17 + digits);
-            let _ = write!(
-                body,
-                r#"{{"kind":"bench.tick","payload":{{"seq":{seq},"pad":""#
-            );
-            while pad > 0 {
-                let chunk = pad.min(PAD.len());
-                body.push_str(&PAD[..chunk]);
-                pad -= chunk;
-            }
-            body.push_str(r#""}}"#);
-        }
-        body.push_str("]}");
-        Bytes::from(body)
     }
 
     /// Sends one batch until it is accepted, retrying what the hub or the network says is
@@ -841,6 +811,36 @@ fn thousands(n: u64) -> String {
     out
 }
 
+/// The JSON of one batch request for notifications `seqs`, each payload padded to about
+/// `payload_bytes`. Written by hand: it is the bench's hottest code after the receiver, and
+/// the shape never changes.
+fn batch_body(seqs: Range<u64>, payload_bytes: usize) -> Bytes {
+    // `{"seq":N,"pad":""}` is 17 bytes plus the digits; the pad makes up the rest.
+    const PAD: &str = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+    let mut body =
+        String::with_capacity(32 + (seqs.end - seqs.start) as usize * (payload_bytes + 48));
+    body.push_str(r#"{"notifications":["#);
+    for seq in seqs.clone() {
+        if seq != seqs.start {
+            body.push(',');
+        }
+        let digits = seq.checked_ilog10().unwrap_or(0) as usize + 1;
+        let mut pad = payload_bytes.saturating_sub(17 + digits);
+        let _ = write!(
+            body,
+            r#"{{"kind":"bench.tick","payload":{{"seq":{seq},"pad":""#
+        );
+        while pad > 0 {
+            let chunk = pad.min(PAD.len());
+            body.push_str(&PAD[..chunk]);
+            pad -= chunk;
+        }
+        body.push_str(r#""}}"#);
+    }
+    body.push_str("]}");
+    Bytes::from(body)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -855,25 +855,7 @@ mod tests {
 
     #[test]
     fn pads_payloads_to_the_requested_size() {
-        let load = Load {
-            client: reqwest::Client::new(),
-            url: String::new(),
-            batch_url: String::new(),
-            authorization: String::new(),
-            ledger: Arc::new(Ledger::new(200, Vec::new())),
-            count: 200,
-            batch: 100,
-            payload_bytes: 256,
-            run_id: String::new(),
-            next_batch: AtomicU64::new(0),
-            sent: AtomicU64::new(0),
-            accepted: AtomicU64::new(0),
-            duplicates: AtomicU64::new(0),
-            retries: AtomicU64::new(0),
-            last_accept_us: AtomicU64::new(0),
-            first_send_us: AtomicU64::new(0),
-        };
-        let body = load.batch_body(98..101);
+        let body = batch_body(98..101, 256);
         let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
         let items = value["notifications"].as_array().unwrap();
         assert_eq!(items.len(), 3);
