@@ -9,6 +9,8 @@
 //! public_url: http://127.0.0.1:8080   # the base of URLs the hub prints; default http://<listen>
 //! data_dir: .switchyard
 //! routes: .switchyard/routes.yaml     # default <data_dir>/routes.yaml
+//! master_key_file: .switchyard/master.key   # default <data_dir>/master.key; unused when
+//!                                           # SWITCHYARD_MASTER_KEY holds the key itself
 //! store:
 //!   url: sqlite://.switchyard/switchyard.db   # default sqlite://<data_dir>/switchyard.db
 //! api:
@@ -23,6 +25,11 @@
 //!   cpu_deadline: 200ms
 //!   call_timeout: 30s
 //!   allow_loopback: false
+//!   max_upload_bytes: 16777216    # the largest plugin an admin may upload
+//! admin:
+//!   sessions: memory           # or a redis:// URL, so several processes share sessions
+//!   idle_timeout: 30m
+//!   absolute_timeout: 8h
 //! ```
 //!
 //! Each setting can be overridden by an environment variable named after its path, upper
@@ -43,8 +50,16 @@ pub const DEFAULT_FILE: &str = "switchyard.yaml";
 /// The prefix of the environment variables that override settings.
 pub const ENV_PREFIX: &str = "SWITCHYARD_";
 /// Environment variables with the prefix that are not settings: the first names the file
-/// (the caller reads it), the second is for the test harness.
-const ENV_NOT_SETTINGS: &[&str] = &["SWITCHYARD_CONFIG", "SWITCHYARD_TEST_PLUGINS"];
+/// (the caller reads it), the second is for the test harness, the third is the vault's
+/// master key itself, which the vault reads so that it never sits in a `Config`.
+const ENV_NOT_SETTINGS: &[&str] = &[
+    "SWITCHYARD_CONFIG",
+    "SWITCHYARD_TEST_PLUGINS",
+    crate::vault::MASTER_KEY_ENV,
+    // The first admin's name and password, read once by `serve` and `admin create-user`.
+    "SWITCHYARD_ADMIN_USER",
+    "SWITCHYARD_ADMIN_PASSWORD",
+];
 
 /// Everything `switchyard serve` is configured by.
 #[derive(Debug, Clone, PartialEq)]
@@ -57,6 +72,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// The routes file; `None` means `<data_dir>/routes.yaml`. See [`Config::routes_path`].
     pub routes: Option<PathBuf>,
+    /// The vault's master key file; `None` means `<data_dir>/master.key`. See
+    /// [`Config::master_key_path`].
+    pub master_key_file: Option<PathBuf>,
     /// The store.
     pub store: StoreConfig,
     /// The REST API.
@@ -65,6 +83,19 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// The plugin sandbox.
     pub plugins: PluginsConfig,
+    /// The admin console and its sessions.
+    pub admin: AdminConfig,
+}
+
+/// The `admin` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AdminConfig {
+    /// Where sessions live: `memory` (one process) or a `redis://` URL.
+    pub sessions: String,
+    /// A session unused for this long is over.
+    pub idle_timeout: Duration,
+    /// A session is over this long after sign-in, however busy.
+    pub absolute_timeout: Duration,
 }
 
 /// The `store` section.
@@ -106,6 +137,8 @@ pub struct PluginsConfig {
     pub call_timeout: Duration,
     /// Lets plugins reach loopback addresses; for tests and local receivers only.
     pub allow_loopback: bool,
+    /// The largest plugin component an admin may upload.
+    pub max_upload_bytes: usize,
 }
 
 impl Default for Config {
@@ -115,6 +148,7 @@ impl Default for Config {
             public_url: None,
             data_dir: PathBuf::from(".switchyard"),
             routes: None,
+            master_key_file: None,
             store: StoreConfig::default(),
             api: ApiConfig {
                 max_body_bytes: 1024 * 1024,
@@ -130,6 +164,12 @@ impl Default for Config {
                 cpu_deadline: Duration::from_millis(200),
                 call_timeout: Duration::from_secs(30),
                 allow_loopback: false,
+                max_upload_bytes: 16 * 1024 * 1024,
+            },
+            admin: AdminConfig {
+                sessions: "memory".to_owned(),
+                idle_timeout: Duration::from_secs(30 * 60),
+                absolute_timeout: Duration::from_secs(8 * 3600),
             },
         }
     }
@@ -207,6 +247,13 @@ impl Config {
             .unwrap_or_else(|| self.data_dir.join("routes.yaml"))
     }
 
+    /// The vault's master key file: `master_key_file`, or `<data_dir>/master.key`.
+    pub fn master_key_path(&self) -> PathBuf {
+        self.master_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("master.key"))
+    }
+
     /// The store URL: `store.url`, or the SQLite file `<data_dir>/switchyard.db`.
     pub fn store_url(&self) -> String {
         self.store.url.clone().unwrap_or_else(|| {
@@ -236,6 +283,7 @@ impl Config {
             },
             // wasmtime wants an absolute cache path; the data dir may be relative.
             cache_dir: std::path::absolute(self.data_dir.join("cache")).ok(),
+            max_component_bytes: self.plugins.max_upload_bytes,
             ..RuntimeConfig::default()
         }
     }
@@ -358,6 +406,13 @@ const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        key: "master_key_file",
+        apply: |c, n| {
+            c.master_key_file = optional_string(n)?.map(PathBuf::from);
+            Ok(())
+        },
+    },
+    Setting {
         key: "store.url",
         apply: |c, n| {
             c.store.url = optional_string(n)?;
@@ -424,6 +479,40 @@ const SETTINGS: &[Setting] = &[
         key: "plugins.allow_loopback",
         apply: |c, n| {
             c.plugins.allow_loopback = boolean(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "plugins.max_upload_bytes",
+        apply: |c, n| {
+            c.plugins.max_upload_bytes = integer(n, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "admin.sessions",
+        apply: |c, n| {
+            let value = string(n)?;
+            if value != "memory" && !value.starts_with("redis://") {
+                return Err(format!(
+                    "expected `memory` or a redis:// URL, found `{value}`"
+                ));
+            }
+            c.admin.sessions = value;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "admin.idle_timeout",
+        apply: |c, n| {
+            c.admin.idle_timeout = duration(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "admin.absolute_timeout",
+        apply: |c, n| {
+            c.admin.absolute_timeout = duration(n)?;
             Ok(())
         },
     },
@@ -672,6 +761,30 @@ mod tests {
         assert_eq!(
             problems[2],
             "SWITCHYARD_LISTEN=nope: invalid socket address syntax (expected an address like 127.0.0.1:8080)"
+        );
+    }
+
+    #[test]
+    fn the_master_key_file_defaults_to_the_data_dir_and_the_key_is_no_setting() {
+        let config = Config::from_yaml("data_dir: /srv/switchyard\n", "switchyard.yaml").unwrap();
+        assert_eq!(
+            config.master_key_path(),
+            Path::new("/srv/switchyard/master.key")
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "master_key_file: /etc/switchyard/master.key\n");
+        let config = Config::load(
+            Some(&path),
+            env(&[
+                ("SWITCHYARD_MASTER_KEY_FILE", "/run/secrets/master.key"),
+                // The key itself is read by the vault, never kept in the config.
+                ("SWITCHYARD_MASTER_KEY", "not-a-setting"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(
+            config.master_key_path(),
+            Path::new("/run/secrets/master.key")
         );
     }
 

@@ -8,6 +8,7 @@
 //! router matches it against the [`routing`] table, and [`delivery`] calls channel plugins
 //! in the [`runtime`] until it is delivered or dead-lettered. [`server`] is the HTTP edge.
 
+pub mod admin;
 pub mod bench;
 pub mod config;
 pub mod crypto;
@@ -20,4 +21,5 @@ pub mod runtime;
 pub mod scaffold;
 pub mod server;
 pub mod store;
+pub mod vault;
 mod yaml;

@@ -10,6 +10,7 @@ use switchyard::routing;
 use switchyard::runtime::{BUILTIN_PLUGINS, Plugin, Runtime, RuntimeConfig, World};
 use switchyard::scaffold;
 use switchyard::store::Store;
+use switchyard::vault::{self, KeySource, Vault};
 
 // The hub allocates many small short-lived buffers per notification; glibc's malloc spent
 // a sixth of the hub's CPU in `switchyard bench`.
@@ -40,9 +41,30 @@ enum Command {
     /// Manages API tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Manages channel secrets in the vault: set, list, rotate the master key.
+    #[command(subcommand)]
+    Secrets(SecretsCommand),
     /// Work with plugins: list the built-ins, check a component, start a new one.
     #[command(subcommand)]
     Plugin(PluginCommand),
+    /// Manages the admin console's users.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Adds an admin user. The password comes from SWITCHYARD_ADMIN_PASSWORD, or from the
+    /// first line of standard input; never from the command line, where `ps` shows it.
+    CreateUser {
+        /// The new admin's username.
+        username: String,
+        /// Make up a strong password and print it once instead.
+        #[arg(long)]
+        generate_password: bool,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(clap::Args)]
@@ -74,6 +96,37 @@ enum TokenCommand {
     Create {
         /// What the token is for.
         name: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+}
+
+#[derive(Subcommand)]
+enum SecretsCommand {
+    /// Seals a channel secret in the vault. The value is read from standard input (all of
+    /// it, less one trailing newline), never from the command line, where `ps` shows it.
+    Set {
+        /// The channel, as named in the routes file.
+        channel: String,
+        /// The secret, as listed in the channel's `secrets: [...]`.
+        name: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Lists the secrets the routes take from the vault and the stored ones: whether each
+    /// is set, its master key id and when it was set. Never their values.
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Re-seals every secret under a new master key and retires the old one. With the key
+    /// file, the new key is generated and the old one kept as `<key file>.old-<key id>`.
+    RotateKey {
+        /// The new master key: read from FILE, or generated into it (0600) when FILE does
+        /// not exist. Required when SWITCHYARD_MASTER_KEY holds the key, since the
+        /// variable is then yours to change.
+        #[arg(long, value_name = "FILE")]
+        new_key_file: Option<PathBuf>,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -174,6 +227,32 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 anyhow::Ok(ExitCode::SUCCESS)
             })
         }
+        Command::Admin(AdminCommand::CreateUser {
+            username,
+            generate_password,
+            config,
+        }) => {
+            let config = config.load()?;
+            let password = if generate_password {
+                switchyard::admin::users::generate_password()
+            } else {
+                read_password()?
+            };
+            tokio.block_on(async {
+                let store = Store::open(&config.store_url()).await?;
+                let created =
+                    switchyard::admin::users::create_user(&store, &username, &password).await;
+                store.close().await;
+                created
+            })?;
+            eprintln!("Created admin `{username}`.");
+            if generate_password {
+                eprintln!("Its password is shown only this once:");
+                println!("{password}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Secrets(command) => tokio.block_on(secrets(command)),
         Command::Plugin(PluginCommand::List) => tokio.block_on(list()),
         Command::Plugin(PluginCommand::Check { file }) => tokio.block_on(check(file)),
         Command::Plugin(PluginCommand::New {
@@ -199,6 +278,187 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// The new admin's password: SWITCHYARD_ADMIN_PASSWORD, else one line of standard input.
+fn read_password() -> anyhow::Result<String> {
+    if let Ok(password) = std::env::var("SWITCHYARD_ADMIN_PASSWORD") {
+        return Ok(password);
+    }
+    eprintln!("Password (one line on standard input):");
+    let mut line = String::new();
+    std::io::stdin()
+        .read_line(&mut line)
+        .context("reading the password from standard input")?;
+    Ok(line.trim_end_matches(['\r', '\n']).to_owned())
+}
+
+/// `switchyard secrets ...`: works on the store and the key file directly, so it needs no
+/// running hub; a running one follows what it does.
+async fn secrets(command: SecretsCommand) -> anyhow::Result<ExitCode> {
+    match command {
+        SecretsCommand::Set {
+            channel,
+            name,
+            config,
+        } => {
+            let config = config.load()?;
+            let value = read_secret_value(&channel, &name)?;
+            let store = Store::open(&config.store_url()).await?;
+            match routes_for_secrets(&config, &store).await {
+                Ok(table) if !vault::is_declared(&table, &channel, &name) => eprintln!(
+                    "warning: the routes in {} do not take `{name}` of channel `{channel}` \
+                     from the vault; it is stored, but unused until the channel lists it in \
+                     `secrets: [...]`",
+                    config.routes_path().display()
+                ),
+                Ok(_) => {}
+                Err(error) => eprintln!("warning: could not check the routes: {error:#}"),
+            }
+            let source = KeySource::from_env_or_file(config.master_key_path());
+            let vault = Vault::open(store.clone(), source).await?;
+            let set = vault.set(&channel, &name, &value).await;
+            store.close().await;
+            set?;
+            eprintln!(
+                "Sealed secret `{name}` of channel `{channel}` under master key {}. A running \
+                 hub uses it within seconds.",
+                vault.current_key_id()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        SecretsCommand::List { config } => {
+            let config = config.load()?;
+            let store = Store::open(&config.store_url()).await?;
+            let stored = store.channel_secrets_listing().await;
+            let table = routes_for_secrets(&config, &store).await;
+            store.close().await;
+            let table = table.unwrap_or_else(|error| {
+                eprintln!("warning: could not read the routes, so only stored secrets are listed: {error:#}");
+                routing::RouteTable::empty()
+            });
+            let statuses = vault::secret_statuses(&table, stored?);
+            if statuses.is_empty() {
+                eprintln!("No channel takes secrets from the vault, and none are stored.");
+                return Ok(ExitCode::SUCCESS);
+            }
+            println!(
+                "{:<24} {:<24} {:<10} {:<9} updated",
+                "channel", "secret", "status", "key"
+            );
+            for status in statuses {
+                let state = match (status.set, status.declared) {
+                    (true, true) => "set",
+                    (false, _) => "not set",
+                    (true, false) => "unused",
+                };
+                let updated = status
+                    .updated_at
+                    .map(|ms| {
+                        let at = std::time::UNIX_EPOCH
+                            + std::time::Duration::from_millis(ms.max(0) as u64);
+                        humantime::format_rfc3339_seconds(at).to_string()
+                    })
+                    .unwrap_or_default();
+                println!(
+                    "{:<24} {:<24} {:<10} {:<9} {updated}",
+                    status.channel,
+                    status.name,
+                    state,
+                    status.key_id.as_deref().unwrap_or("")
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        SecretsCommand::RotateKey {
+            new_key_file,
+            config,
+        } => {
+            let config = config.load()?;
+            let source = KeySource::from_env_or_file(config.master_key_path());
+            let new_key = match &new_key_file {
+                Some(path) => {
+                    let (key, created) = vault::load_or_create_key_file(path)?;
+                    if created {
+                        eprintln!(
+                            "Wrote a new master key ({}) to {}.",
+                            key.id(),
+                            path.display()
+                        );
+                    }
+                    Some(key)
+                }
+                None => None,
+            };
+            let store = Store::open(&config.store_url()).await?;
+            let rotated = async {
+                let vault = Vault::open(store.clone(), source.clone()).await?;
+                vault.rotate(new_key).await
+            }
+            .await;
+            store.close().await;
+            let rotation = rotated?;
+            println!(
+                "Re-sealed {} secret(s) under master key {}.",
+                rotation.resealed, rotation.new_key_id
+            );
+            match (&source, &new_key_file) {
+                (KeySource::File(path), _) => {
+                    println!(
+                        "{} now holds key {} alone; a running hub follows it by itself.",
+                        path.display(),
+                        rotation.new_key_id
+                    );
+                    for kept in &rotation.retired_files {
+                        println!(
+                            "The retired key is kept in {}: it opens only database backups \
+                             taken before now. Delete it when no such backup is needed.",
+                            kept.display()
+                        );
+                    }
+                }
+                (KeySource::Env(_), Some(path)) => println!(
+                    "Set {} to the key in {} (key id {}) before the hub next starts: the \
+                     stored secrets no longer open with the old key. A running hub retries \
+                     deliveries that need them until it restarts with the new key.",
+                    vault::MASTER_KEY_ENV,
+                    path.display(),
+                    rotation.new_key_id
+                ),
+                (KeySource::Env(_), None) => unreachable!("the vault refuses this rotation"),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A secret's value from standard input: everything, less one trailing newline, so
+/// `printf`, `echo` and `< file` all work.
+fn read_secret_value(channel: &str, name: &str) -> anyhow::Result<String> {
+    use std::io::{IsTerminal as _, Read as _};
+    let mut stdin = std::io::stdin();
+    let mut value = String::new();
+    if stdin.is_terminal() {
+        eprintln!(
+            "Value of secret `{name}` of channel `{channel}` (one line; the terminal shows it, \
+             so prefer piping it in):"
+        );
+        stdin.read_line(&mut value)
+    } else {
+        stdin.read_to_string(&mut value)
+    }
+    .context("reading the secret's value from standard input")?;
+    let value = value.strip_suffix('\n').unwrap_or(&value);
+    let value = value.strip_suffix('\r').unwrap_or(value);
+    anyhow::ensure!(!value.is_empty(), "no value on standard input");
+    Ok(value.to_owned())
+}
+
+/// The routes in force, checked against the plugins this hub has (uploads included).
+async fn routes_for_secrets(config: &Config, store: &Store) -> anyhow::Result<routing::RouteTable> {
+    let runtime = Runtime::new(config.runtime_config())?;
+    let plugins = switchyard::plugins::Plugins::open(runtime, store.clone()).await?;
+    Ok(routing::RouteTable::load(&config.routes_path(), &plugins)?)
 }
 
 async fn list() -> anyhow::Result<ExitCode> {

@@ -15,6 +15,8 @@ use poem::{
 };
 use poem_openapi::OpenApiService;
 
+use crate::admin::api::{PluginAdminApi, SessionApi};
+use crate::admin::{self, Admin, Clock, Console};
 use crate::config::Config;
 use crate::ingress::{problem_response, rest::Api};
 use crate::pipeline::Hub;
@@ -56,18 +58,21 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("http://{address}"));
     let grace = config.delivery.shutdown_grace;
 
+    let console = Console::open(&config.admin, Clock::system()).await?;
     let hub = Hub::start(config).await?;
     let first_token = if hub.tokens.is_empty() {
         Some(hub.tokens.create("default").await?)
     } else {
         None
     };
+    let first_admin = first_admin(&hub).await?;
 
-    let app = app(hub.clone(), metrics, public_url.clone());
+    let app = app(hub.clone(), metrics, public_url.clone(), console);
     print_banner(
         &hub,
         &public_url,
         first_token.as_ref().map(|t| t.token.as_str()),
+        first_admin.as_ref(),
     );
 
     poem::Server::new_with_acceptor(listener)
@@ -81,40 +86,73 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 /// The whole HTTP surface.
-pub fn app(hub: Arc<Hub>, metrics: PrometheusHandle, public_url: String) -> impl poem::Endpoint {
+pub fn app(
+    hub: Arc<Hub>,
+    metrics: PrometheusHandle,
+    public_url: String,
+    console: Console,
+) -> impl poem::Endpoint {
+    let admin = Arc::new(Admin::new(hub.clone(), console.rules));
     let api = OpenApiService::new(
-        Api::new(hub.clone()),
+        (
+            Api::new(hub.clone()),
+            SessionApi::new(admin.clone()),
+            PluginAdminApi::new(admin.clone()),
+        ),
         "Switchyard",
         env!("CARGO_PKG_VERSION"),
     )
     .description(
         "Send notifications, follow their deliveries, replay dead letters and manage \
-             routes. Authenticate with `Authorization: Bearer <token>`.",
+         routes and plugins. Authenticate with `Authorization: Bearer <token>`, or sign in \
+         to an admin session (see the Session tag).",
     )
     .server(public_url);
     let spec = api.spec_endpoint();
     let docs = api.swagger_ui();
-    let max_body = hub.config.api.max_body_bytes;
-    Route::new()
+    let limits = BodyLimits {
+        default: hub.config.api.max_body_bytes,
+        // The component plus the multipart framing and the form's other fields.
+        upload: hub.config.plugins.max_upload_bytes + 64 * 1024,
+    };
+    let routes = Route::new()
         .nest("/", api)
+        .nest("/admin", admin::routes())
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .at("/metrics", make_sync(move |_| metrics.render()))
         .at("/healthz", healthz)
-        .at("/readyz", readyz)
-        .around(move |endpoint, request| limit_body(endpoint, request, max_body))
+        .at("/readyz", readyz);
+    admin::with_sessions(routes, console.sessions)
+        .around(move |endpoint, request| limit_body(endpoint, request, limits))
         .data(hub)
+        .data(admin)
         .catch_all_error(problem_response)
 }
 
-/// Refuses bodies over `max` bytes with 413: at once when the declared length is over, and
+/// The largest request bodies: plugin uploads may be larger than everything else.
+#[derive(Clone, Copy)]
+struct BodyLimits {
+    default: usize,
+    upload: usize,
+}
+
+/// The paths that take plugin uploads.
+const UPLOAD_PATHS: &[&str] = &["/api/v1/plugins", "/admin/plugins"];
+
+/// Refuses bodies over the limit with 413: at once when the declared length is over, and
 /// while reading when the length is not declared (a chunked upload). poem's own
 /// `SizeLimit` refuses every request without a `Content-Length`, GETs included.
 async fn limit_body<E: Endpoint>(
     endpoint: Arc<E>,
     mut request: Request,
-    max: usize,
+    limits: BodyLimits,
 ) -> poem::Result<Response> {
+    let max = if UPLOAD_PATHS.contains(&request.uri().path()) {
+        limits.upload
+    } else {
+        limits.default
+    };
     let too_large = || poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE);
     match request.headers().typed_get::<ContentLength>() {
         Some(ContentLength(length)) if length as usize > max => return Err(too_large()),
@@ -152,13 +190,42 @@ async fn readyz(hub: Data<&Arc<Hub>>) -> Response {
     }
 }
 
-fn print_banner(hub: &Hub, url: &str, first_token: Option<&str>) {
+/// The admin the first run creates, and its password when the hub made one up.
+struct FirstAdmin {
+    username: String,
+    generated_password: Option<String>,
+}
+
+/// On a hub with no admin yet, creates one: `SWITCHYARD_ADMIN_USER` (default `admin`)
+/// with the password in `SWITCHYARD_ADMIN_PASSWORD`, or a generated one shown once.
+async fn first_admin(hub: &Hub) -> anyhow::Result<Option<FirstAdmin>> {
+    if hub.store.admin_user_count().await? > 0 {
+        return Ok(None);
+    }
+    let username = std::env::var("SWITCHYARD_ADMIN_USER").unwrap_or_else(|_| "admin".into());
+    let (password, generated) = match std::env::var("SWITCHYARD_ADMIN_PASSWORD") {
+        Ok(password) => (password, false),
+        Err(_) => (admin::users::generate_password(), true),
+    };
+    admin::users::create_user(&hub.store, &username, &password)
+        .await
+        .context("could not create the first admin (from SWITCHYARD_ADMIN_PASSWORD)")?;
+    Ok(Some(FirstAdmin {
+        username,
+        generated_password: generated.then_some(password),
+    }))
+}
+
+fn print_banner(hub: &Hub, url: &str, first_token: Option<&str>, first_admin: Option<&FirstAdmin>) {
     let table = hub.routes.current();
     println!("Switchyard {} is running.", env!("CARGO_PKG_VERSION"));
     println!();
     println!("  API          {url}/api/v1");
     println!("  API docs     {url}/docs   (OpenAPI spec: {url}/openapi.json)");
-    println!("  Admin        not part of this build yet; the API covers every task");
+    // The session cookie is `Secure`; browsers keep such cookies over plain http only
+    // for `localhost`, so that is the address to open during development.
+    let admin_url = url.replacen("://127.0.0.1:", "://localhost:", 1);
+    println!("  Admin        {admin_url}/admin");
     println!("  Metrics      {url}/metrics");
     println!("  Data         {}", hub.config.data_dir.display());
     println!(
@@ -167,6 +234,20 @@ fn print_banner(hub: &Hub, url: &str, first_token: Option<&str>) {
         table.channels().count(),
         table.routes().len()
     );
+    if let Some(first) = first_admin {
+        println!();
+        match &first.generated_password {
+            Some(password) => {
+                println!("  An admin was created. Its password is shown only this once:");
+                println!();
+                println!("    user {}   password {password}", first.username);
+            }
+            None => println!(
+                "  Admin `{}` was created with the password in SWITCHYARD_ADMIN_PASSWORD.",
+                first.username
+            ),
+        }
+    }
     if let Some(token) = first_token {
         println!();
         println!("  A first API token was created. It is shown only this once:");

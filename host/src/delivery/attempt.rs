@@ -34,18 +34,20 @@ pub(super) async fn run(
     let clock = Instant::now();
 
     let result = match shared.plugins.channel(&spec.plugin).await {
-        Ok(plugin) => {
-            let grants = shared.grants(&table, &channel, spec);
-            let delivery = runtime::Delivery {
-                notification: wit_notification(&job.notification),
-                attempt,
-                channel: channel.clone(),
-            };
-            let result = plugin.deliver(&grants, delivery).await;
-            metrics::histogram!("switchyard_plugin_call_seconds", "plugin" => spec.plugin.clone())
-                .record(clock.elapsed().as_secs_f64());
-            result.map_err(Failure::Call)
-        }
+        Ok(plugin) => match shared.grants(&table, &channel, spec).await {
+            Ok(grants) => {
+                let delivery = runtime::Delivery {
+                    notification: wit_notification(&job.notification),
+                    attempt,
+                    channel: channel.clone(),
+                };
+                let result = plugin.deliver(&grants, delivery).await;
+                metrics::histogram!("switchyard_plugin_call_seconds", "plugin" => spec.plugin.clone())
+                    .record(clock.elapsed().as_secs_f64());
+                result.map_err(Failure::Call)
+            }
+            Err(reason) => Err(Failure::Secrets(reason)),
+        },
         Err(reason) => Err(Failure::Load(reason)),
     };
 
@@ -75,6 +77,10 @@ pub(super) async fn run(
 enum Failure {
     Call(CallError),
     Load(String),
+    /// The channel's secrets could not be had (one is not set in the vault, say). Recorded
+    /// as an attempt, so the reason shows in the delivery's history, and retried on the
+    /// schedule, so setting the secret lets the delivery through.
+    Secrets(String),
 }
 
 /// Turns a call's result into the attempt's record and the delivery's next step.
@@ -122,7 +128,7 @@ fn decide(
             Some(error.to_string()),
             retry_or_dead(None),
         ),
-        Err(Failure::Load(reason)) => (
+        Err(Failure::Load(reason) | Failure::Secrets(reason)) => (
             AttemptOutcome::Error,
             None,
             Some(reason.clone()),
@@ -241,6 +247,16 @@ mod tests {
         );
         let after_replay = next_after(&job(3, 3), retry(None), &schedule);
         assert!(matches!(after_replay, NextStep::RetryAt(_)));
+    }
+
+    #[test]
+    fn a_missing_secret_is_retried() {
+        let schedule = [Duration::from_secs(5)];
+        let error = Err(Failure::Secrets("secret `k` is not set".into()));
+        let record = decide(&job(0, 0), 1, 0, Duration::ZERO, &error, &schedule);
+        assert!(matches!(record.next, NextStep::RetryAt(_)));
+        assert_eq!(record.outcome, AttemptOutcome::Error);
+        assert_eq!(record.detail.as_deref(), Some("secret `k` is not set"));
     }
 
     #[test]

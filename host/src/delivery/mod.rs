@@ -18,7 +18,7 @@ mod recorder;
 use std::collections::HashMap;
 use std::num::NonZeroU32;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
@@ -26,15 +26,19 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::plugins::Plugins;
-use crate::routing::{ChannelSpec, LiveRoutes, RateLimit, RouteTable};
+use crate::routing::{ChannelSpec, LiveRoutes, RateLimit, RouteTable, SecretSource};
 use crate::runtime::Grants;
 use crate::store::{self, Store};
+use crate::vault::Vault;
 
 pub use poller::run_poller;
 pub use recorder::Recorder;
 
 /// How many deliveries a lane holds in memory. Beyond that they wait in the store.
 pub const LANE_CAPACITY: usize = 4096;
+/// How long opened vault secrets are reused. A secret set through this hub applies at once;
+/// one set by another process (`switchyard secrets set`) within this long.
+const VAULT_SECRETS_REFRESH: Duration = Duration::from_secs(10);
 
 /// Settings for the delivery workers.
 #[derive(Debug, Clone)]
@@ -61,6 +65,7 @@ struct Shared {
     store: Store,
     routes: Arc<LiveRoutes>,
     plugins: Plugins,
+    vault: Arc<Vault>,
     recorder: Recorder,
     /// Tracks calls in flight, so shutdown can wait for them.
     in_flight: TaskTracker,
@@ -71,7 +76,14 @@ struct Shared {
 #[derive(Default)]
 struct GrantsCache {
     table: Option<Arc<RouteTable>>,
-    by_channel: HashMap<String, Arc<Grants>>,
+    vault_generation: u64,
+    by_channel: HashMap<String, CachedGrants>,
+}
+
+struct CachedGrants {
+    grants: Arc<Grants>,
+    /// When secrets opened from the vault are to be read again; `None` when it has none.
+    stale_at: Option<Instant>,
 }
 
 /// The lanes of every channel, created on first use.
@@ -90,6 +102,7 @@ impl Lanes {
         store: Store,
         routes: Arc<LiveRoutes>,
         plugins: Plugins,
+        vault: Arc<Vault>,
         recorder: Recorder,
         settings: DeliverySettings,
     ) -> Lanes {
@@ -98,6 +111,7 @@ impl Lanes {
                 store,
                 routes,
                 plugins,
+                vault,
                 recorder,
                 in_flight: TaskTracker::new(),
                 grants: Mutex::default(),
@@ -259,28 +273,85 @@ fn quota(limit: &RateLimit) -> Quota {
 }
 
 impl Shared {
-    /// The grants for `channel` under the current table, built once per table.
-    fn grants(&self, table: &Arc<RouteTable>, channel: &str, spec: &ChannelSpec) -> Arc<Grants> {
+    /// The grants for `channel` under the current table, built once per table and kept
+    /// until the vault changes or, when they hold vault secrets, for a short while. The
+    /// error says why the channel's secrets could not be had; the attempt is retried.
+    async fn grants(
+        &self,
+        table: &Arc<RouteTable>,
+        channel: &str,
+        spec: &ChannelSpec,
+    ) -> Result<Arc<Grants>, String> {
+        let vault_generation = self.vault.generation();
+        {
+            let mut cache = self.grants.lock().expect("grants lock");
+            let same_table = cache
+                .table
+                .as_ref()
+                .is_some_and(|cached| Arc::ptr_eq(cached, table));
+            if !same_table || cache.vault_generation != vault_generation {
+                cache.table = Some(table.clone());
+                cache.vault_generation = vault_generation;
+                cache.by_channel.clear();
+            }
+            if let Some(cached) = cache.by_channel.get(channel)
+                && cached.stale_at.is_none_or(|at| Instant::now() < at)
+            {
+                return Ok(cached.grants.clone());
+            }
+        }
+        // Not under the lock: opening vault secrets reads the store.
+        let mut secrets = HashMap::with_capacity(spec.secrets.len());
+        let mut from_vault = false;
+        for (name, source) in &spec.secrets {
+            let value = match source {
+                SecretSource::Given(value) => value.clone(),
+                SecretSource::Vault => {
+                    from_vault = true;
+                    self.vault_secret(channel, name).await?
+                }
+            };
+            secrets.insert(name.clone(), value);
+        }
+        let grants = Arc::new(Grants {
+            config: spec.config.clone(),
+            secrets,
+            allowed_hosts: spec.allowed_hosts.clone(),
+        });
         let mut cache = self.grants.lock().expect("grants lock");
-        if !cache
+        let still_current = cache
             .table
             .as_ref()
             .is_some_and(|cached| Arc::ptr_eq(cached, table))
-        {
-            cache.table = Some(table.clone());
-            cache.by_channel.clear();
+            && cache.vault_generation == vault_generation;
+        if still_current {
+            cache.by_channel.insert(
+                channel.to_string(),
+                CachedGrants {
+                    grants: grants.clone(),
+                    stale_at: from_vault.then(|| Instant::now() + VAULT_SECRETS_REFRESH),
+                },
+            );
         }
-        cache
-            .by_channel
-            .entry(channel.to_string())
-            .or_insert_with(|| {
-                Arc::new(Grants {
-                    config: spec.config.clone(),
-                    secrets: spec.secrets.clone().into_iter().collect(),
-                    allowed_hosts: spec.allowed_hosts.clone(),
-                })
-            })
-            .clone()
+        Ok(grants)
+    }
+
+    async fn vault_secret(&self, channel: &str, name: &str) -> Result<String, String> {
+        match self.vault.get(channel, name).await {
+            Ok(Some(value)) => Ok(value),
+            Ok(None) => Err(format!(
+                "secret `{name}` of channel `{channel}` is not set in the vault; set it with \
+                 `switchyard secrets set {channel} {name}` or on the admin page"
+            )),
+            Err(crate::vault::Error::Store(error)) => {
+                // Database errors go to the log; the attempt record says only what failed.
+                tracing::warn!(%channel, secret = %name, %error, "could not read a vault secret");
+                Err(format!(
+                    "could not read secret `{name}` of channel `{channel}` from the store"
+                ))
+            }
+            Err(error) => Err(error.to_string()),
+        }
     }
 }
 

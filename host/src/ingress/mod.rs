@@ -9,7 +9,7 @@ pub mod rest;
 
 pub use accept::{AcceptError, Acceptor};
 pub use auth::Tokens;
-pub use problem::{Problem, problem_response};
+pub use problem::{Problem, ProblemResponse, problem_response};
 
 /// The adapter behind the REST API's send endpoints.
 pub const REST_ADAPTER: &str = "rest-json";

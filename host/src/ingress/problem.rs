@@ -54,10 +54,12 @@ impl Problem {
         match status {
             400 => ProblemResponse::BadRequest(body),
             401 => ProblemResponse::Unauthorized(body),
+            403 => ProblemResponse::Forbidden(body),
             404 => ProblemResponse::NotFound(body),
             409 => ProblemResponse::Conflict(body),
             413 => ProblemResponse::PayloadTooLarge(body),
             422 => ProblemResponse::Unprocessable(body),
+            429 => ProblemResponse::TooManyRequests(body),
             503 => ProblemResponse::Unavailable(body),
             _ if status < 500 => ProblemResponse::BadRequest(body),
             _ => ProblemResponse::Internal(body),
@@ -74,6 +76,9 @@ pub enum ProblemResponse {
     /// The API token is missing or not valid.
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>),
+    /// The request lacks the session's CSRF token (`X-CSRF-Token`).
+    #[oai(status = 403, content_type = "application/problem+json")]
+    Forbidden(Json<Problem>),
     /// No such resource.
     #[oai(status = 404, content_type = "application/problem+json")]
     NotFound(Json<Problem>),
@@ -86,6 +91,9 @@ pub enum ProblemResponse {
     /// The request is well-formed but its content is not valid.
     #[oai(status = 422, content_type = "application/problem+json")]
     Unprocessable(Json<Problem>),
+    /// Too many attempts: the account is locked for a while.
+    #[oai(status = 429, content_type = "application/problem+json")]
+    TooManyRequests(Json<Problem>),
     /// The hub cannot take the request right now; retry.
     #[oai(status = 503, content_type = "application/problem+json")]
     Unavailable(Json<Problem>),

@@ -45,7 +45,7 @@ enum Tag {
 /// `switchyard token create NAME` makes more.
 #[derive(SecurityScheme)]
 #[oai(ty = "bearer", checker = "check_token")]
-pub struct ApiToken(TokenRecord);
+pub struct ApiToken(pub TokenRecord);
 
 async fn check_token(request: &Request, bearer: Bearer) -> poem::Result<TokenRecord> {
     let hub = request
@@ -525,7 +525,7 @@ impl Api {
             &body.0,
             "request body",
             &|name| std::env::var(name).ok(),
-            &crate::routing::BuiltinCatalog,
+            &self.hub.plugins,
         )
         .map_err(routes_problem)?;
         Ok(Json(ValidationOut {

@@ -16,9 +16,10 @@ use crate::config::Config;
 use crate::delivery::{self, DeliverySettings, Lanes, Recorder};
 use crate::ingress::{Acceptor, Tokens};
 use crate::plugins::Plugins;
-use crate::routing::{BuiltinCatalog, LiveRoutes, RouteTable};
+use crate::routing::{LiveRoutes, RouteTable};
 use crate::runtime::Runtime;
 use crate::store::Store;
+use crate::vault::{self, KeySource, SecretStatus, Vault};
 
 /// A running hub. Front doors hold an `Arc<Hub>`.
 pub struct Hub {
@@ -28,6 +29,8 @@ pub struct Hub {
     pub plugins: Plugins,
     pub acceptor: Acceptor,
     pub tokens: Tokens,
+    /// Channel secrets, sealed in the store under the master key.
+    pub vault: Arc<Vault>,
     lanes: Lanes,
     /// This process's name on leases.
     owner: String,
@@ -48,17 +51,33 @@ impl Hub {
             .await
             .with_context(|| format!("could not open the store at {}", config.store_url()))?;
 
+        let key_source = KeySource::from_env_or_file(config.master_key_path());
+        let vault = Vault::open(store.clone(), key_source.clone())
+            .await
+            .with_context(|| {
+                format!(
+                    "could not open the secrets vault with the keys in {}",
+                    key_source.describe()
+                )
+            })?;
+        let vault = Arc::new(vault);
+
+        let runtime = Runtime::new(config.runtime_config())?;
+        let plugins = Plugins::open(runtime, store.clone()).await?;
+
+        // Routes may name uploaded plugins as well as the built-ins.
         let routes_path = config.routes_path();
         write_sample_routes(&routes_path)?;
-        let table = RouteTable::load(&routes_path, &BuiltinCatalog)
-            .map_err(|error| anyhow::anyhow!("{error}"))?;
+        let table =
+            RouteTable::load(&routes_path, &plugins).map_err(|error| anyhow::anyhow!("{error}"))?;
         for warning in table.warnings() {
             tracing::warn!("{warning}");
         }
-        let routes = Arc::new(LiveRoutes::new(routes_path, table));
-
-        let runtime = Runtime::new(config.runtime_config())?;
-        let plugins = Plugins::new(runtime);
+        let routes = Arc::new(LiveRoutes::with_catalog(
+            routes_path,
+            table,
+            Arc::new(plugins.clone()),
+        ));
         load_plugins(&plugins, &routes.current()).await?;
 
         let owner = uuid::Uuid::now_v7().to_string();
@@ -78,6 +97,7 @@ impl Hub {
             store.clone(),
             routes.clone(),
             plugins.clone(),
+            vault.clone(),
             recorder,
             DeliverySettings {
                 concurrency: config.delivery.concurrency,
@@ -115,6 +135,7 @@ impl Hub {
             plugins,
             acceptor,
             tokens,
+            vault,
             lanes,
             owner,
             stop,
@@ -125,6 +146,36 @@ impl Hub {
     /// This process's lease owner id.
     pub fn owner(&self) -> &str {
         &self.owner
+    }
+
+    /// Seals `value` as `channel`'s secret `name`. Only secrets the routes in force take
+    /// from the vault (`secrets: [name]`) can be set here, so a typo cannot store a secret
+    /// nothing reads. Deliveries use the new value from their next attempt.
+    pub async fn set_channel_secret(
+        &self,
+        channel: &str,
+        name: &str,
+        value: &str,
+    ) -> vault::Result<()> {
+        if !vault::is_declared(&self.routes.current(), channel, name) {
+            return Err(vault::Error::NotDeclared {
+                channel: channel.to_owned(),
+                name: name.to_owned(),
+            });
+        }
+        self.vault.set(channel, name, value).await
+    }
+
+    /// Removes `channel`'s secret `name` from the vault; false when it was not set.
+    pub async fn remove_channel_secret(&self, channel: &str, name: &str) -> vault::Result<bool> {
+        self.vault.remove(channel, name).await
+    }
+
+    /// Every vault secret the routes in force name, set or not, and every stored one,
+    /// without values.
+    pub async fn channel_secrets(&self) -> vault::Result<Vec<SecretStatus>> {
+        let stored = self.vault.stored().await?;
+        Ok(vault::secret_statuses(&self.routes.current(), stored))
     }
 
     /// Reloads the routes file now; on error the old table stays.

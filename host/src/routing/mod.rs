@@ -10,7 +10,8 @@
 //!   ops-webhook:
 //!     plugin: webhook             # an installed channel plugin
 //!     config: { url: "https://ops.example.com/hooks" }   # any mapping, handed to the plugin
-//!     secrets: { signing_key: "${OPS_SIGNING_KEY}" }     # name -> value
+//!     secrets: { signing_key: "${OPS_SIGNING_KEY}" }     # name -> value, or
+//!     # secrets: [signing_key]    # names whose values the vault keeps
 //!     allowed_hosts: ["ops.example.com"]                 # hosts the plugin may fetch
 //!     retry: { schedule: [5s, 5m, 30m, 2h, 5h, 10h, 10h] }
 //!     rate_limit: 50/s            # or 3000/m, 10/h
@@ -25,7 +26,10 @@
 //!   `_`, starting with a letter or a digit; route names are unique.
 //! - `${VAR}` and `${VAR:-default}` in any value are read from the environment when the file
 //!   is loaded; `$${` is a literal `${`. A variable that is unset without a default is an
-//!   error. Secrets are only ever given this way for now (a vault comes later).
+//!   error. A channel's `secrets` map each name to its value, given this way; or list
+//!   names only (`secrets: [signing_key]`), whose values are kept encrypted in the vault
+//!   (`switchyard secrets set CHANNEL NAME`, see [`crate::vault`]) and read at delivery.
+//!   Sources take secrets by value only.
 //! - `retry.schedule` lists the delays before each retry; the first attempt is immediate.
 //!   Without `retry` a channel uses [`DEFAULT_RETRY_SCHEDULE`] (8 attempts in all);
 //!   `schedule: []` means a single attempt.
@@ -56,6 +60,7 @@ pub use crate::yaml::Problem;
 pub use catalog::{BuiltinCatalog, PluginCatalog};
 pub use glob::KindPattern;
 pub use live::LiveRoutes;
+pub(crate) use read::{is_valid_name, is_valid_secret_name};
 
 /// The routes file written on first start when there is none.
 pub const SAMPLE: &str = include_str!("sample.yaml");
@@ -107,9 +112,9 @@ pub struct ChannelSpec {
     pub plugin: String,
     /// The plugin's `config`, as JSON; `{}` when not given.
     pub config: serde_json::Value,
-    /// Secret name to value. Serialized as the names only.
+    /// Secret name to where its value comes from. Serialized as the names only.
     #[serde(serialize_with = "secret_names")]
-    pub secrets: BTreeMap<String, String>,
+    pub secrets: BTreeMap<String, SecretSource>,
     /// The hosts the plugin may reach with `fetch`, lowercased.
     pub allowed_hosts: Vec<String>,
     /// The delays before retry 1, 2, ...; the first attempt is immediate, so a delivery
@@ -120,6 +125,25 @@ pub struct ChannelSpec {
     pub rate_limit: Option<RateLimit>,
     /// At most this many calls in flight, when set; else the config's default.
     pub concurrency: Option<u32>,
+}
+
+impl ChannelSpec {
+    /// The names of the secrets this channel reads from the vault.
+    pub fn vault_secrets(&self) -> impl Iterator<Item = &str> {
+        self.secrets
+            .iter()
+            .filter(|(_, source)| matches!(source, SecretSource::Vault))
+            .map(|(name, _)| name.as_str())
+    }
+}
+
+/// Where a channel's secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// Its value, written in the routes file (usually as `${ENV_VAR}`, already read).
+    Given(String),
+    /// The vault, which opens it at delivery (`secrets: [name]`).
+    Vault,
 }
 
 /// `count` calls per `per`, written `50/s`, `3000/m` or `10/h`.
@@ -394,8 +418,8 @@ impl std::error::Error for RoutesError {}
 /// `pub type Result<T, E = RoutesError>`, as every module has one.
 pub type Result<T, E = RoutesError> = std::result::Result<T, E>;
 
-fn secret_names<S: serde::Serializer>(
-    secrets: &BTreeMap<String, String>,
+fn secret_names<S: serde::Serializer, V>(
+    secrets: &BTreeMap<String, V>,
     serializer: S,
 ) -> Result<S::Ok, S::Error> {
     serializer.collect_seq(secrets.keys())

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use super::{
     ChannelSpec, DEFAULT_RETRY_SCHEDULE, KindPattern, PluginCatalog, RateLimit, Route, RouteMatch,
-    SourceSpec,
+    SecretSource, SourceSpec,
 };
 use crate::runtime::World;
 use crate::yaml::{self, Fields, Node, Problem};
@@ -241,7 +241,7 @@ impl Reader<'_> {
             .required(&fields, "adapter", node, &what)
             .and_then(|n| self.plugin(n, World::Adapter));
         let config = self.config(fields.get("config"));
-        let mut secrets = self.secrets(fields.get("secrets"));
+        let mut secrets = self.source_secrets(fields.get("secrets"));
         if let Some(secret) = fields.get("secret") {
             // DESIGN's shorthand for the one secret most inbound webhooks have.
             if secrets.contains_key("secret") {
@@ -266,7 +266,7 @@ impl Reader<'_> {
             .required(&fields, "plugin", node, &what)
             .and_then(|n| self.plugin(n, World::Channel));
         let config = self.config(fields.get("config"));
-        let secrets = self.secrets(fields.get("secrets"));
+        let secrets = self.channel_secrets(fields.get("secrets"));
         let allowed_hosts = self.allowed_hosts(fields.get("allowed_hosts"));
         let retry_schedule = match fields.get("retry") {
             None => DEFAULT_RETRY_SCHEDULE.to_vec(),
@@ -306,36 +306,78 @@ impl Reader<'_> {
         }
     }
 
-    fn secrets(&mut self, node: Option<&Node>) -> BTreeMap<String, String> {
-        let mut secrets = BTreeMap::new();
+    /// A channel's `secrets`: a mapping of name to value, or a list of the names whose
+    /// values the vault keeps.
+    fn channel_secrets(&mut self, node: Option<&Node>) -> BTreeMap<String, SecretSource> {
         let Some(node) = node.filter(|n| !n.is_null()) else {
-            return secrets;
+            return BTreeMap::new();
         };
         if let Some(items) = node.as_sequence() {
-            // DESIGN's list form names secrets kept in the encrypted vault, which does
-            // not exist yet; a clear refusal beats a plugin that cannot find its key.
+            return self.vault_secret_names(items);
+        }
+        self.given_secrets(
+            node,
+            "`secrets` must map each secret name to its value, or list the names of secrets \
+             kept in the vault",
+        )
+        .into_iter()
+        .map(|(name, value)| (name, SecretSource::Given(value)))
+        .collect()
+    }
+
+    /// A source's `secrets`: a mapping of name to value.
+    fn source_secrets(&mut self, node: Option<&Node>) -> BTreeMap<String, String> {
+        let Some(node) = node.filter(|n| !n.is_null()) else {
+            return BTreeMap::new();
+        };
+        if let Some(items) = node.as_sequence() {
+            // The vault keeps channel secrets; an adapter's secret stays in the environment.
             let example = items
                 .first()
                 .and_then(Node::scalar_text)
-                .unwrap_or("signing_key");
+                .unwrap_or("secret");
             self.problem(
                 node,
                 format!(
-                    "`secrets` must map each secret name to its value; secrets by bare name \
-                     need the secret vault, which is not available yet: write \
-                     `secrets: {{ {example}: \"${{ENV_VAR}}\" }}`"
+                    "a source's `secrets` must map each secret name to its value (the vault \
+                     keeps channel secrets only): write `secrets: {{ {example}: \"${{ENV_VAR}}\" }}`"
                 ),
             );
-            return secrets;
+            return BTreeMap::new();
         }
+        self.given_secrets(node, "`secrets` must map each secret name to its value")
+    }
+
+    fn vault_secret_names(&mut self, items: &[Node]) -> BTreeMap<String, SecretSource> {
+        let mut secrets = BTreeMap::new();
+        for item in items {
+            let Some(name) = item.scalar_text().filter(|_| !item.is_null()) else {
+                self.problem(
+                    item,
+                    format!("expected a secret name, found {}", item.describe()),
+                );
+                continue;
+            };
+            if !is_valid_secret_name(name) {
+                self.problem(
+                    item,
+                    "a secret name must be letters, digits, `_`, `-` or `.`",
+                );
+            } else if secrets
+                .insert(name.to_owned(), SecretSource::Vault)
+                .is_some()
+            {
+                self.problem(item, format!("secret `{name}` is listed twice"));
+            }
+        }
+        secrets
+    }
+
+    /// `secrets` as a mapping of name to value; `expected` opens the message when it is not.
+    fn given_secrets(&mut self, node: &Node, expected: &str) -> BTreeMap<String, String> {
+        let mut secrets = BTreeMap::new();
         let Some(entries) = node.as_mapping() else {
-            self.problem(
-                node,
-                format!(
-                    "`secrets` must map each secret name to its value, found {}",
-                    node.describe()
-                ),
-            );
+            self.problem(node, format!("{expected}, found {}", node.describe()));
             return secrets;
         };
         for (key, value) in entries {
@@ -679,7 +721,7 @@ fn article(world: World) -> &'static str {
 
 /// `^[a-z0-9][a-z0-9_-]{0,63}$`: safe in URLs (`/hooks/{name}`), metrics labels and queue
 /// names, in every backend.
-fn is_valid_name(name: &str) -> bool {
+pub(crate) fn is_valid_name(name: &str) -> bool {
     let bytes = name.as_bytes();
     !bytes.is_empty()
         && bytes.len() <= 64
@@ -689,7 +731,9 @@ fn is_valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'-' || *b == b'_')
 }
 
-fn is_valid_secret_name(name: &str) -> bool {
+/// Letters, digits, `_`, `-` and `.`: never `/`, which the vault's record identities use as
+/// the separator.
+pub(crate) fn is_valid_secret_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .chars()

@@ -111,7 +111,10 @@ fn the_design_example_parses() {
     let ops = table.channel("ops-webhook").unwrap();
     assert_eq!(ops.plugin, "webhook");
     assert_eq!(ops.config, json!({"url": "https://ops.example.com/hooks"}));
-    assert_eq!(ops.secrets["signing_key"], "whsec_b3Bz");
+    assert_eq!(
+        ops.secrets["signing_key"],
+        SecretSource::Given("whsec_b3Bz".into())
+    );
     assert_eq!(ops.allowed_hosts, ["ops.example.com"]);
     assert_eq!(ops.retry_schedule, DEFAULT_RETRY_SCHEDULE);
     assert_eq!(
@@ -173,7 +176,10 @@ fn the_commented_webhook_in_the_sample_is_valid_when_uncommented() {
     let table = RouteTable::parse(&uncommented, "sample.yaml", &test_env, &BuiltinCatalog)
         .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
     let ops = table.channel("ops-webhook").expect("the example channel");
-    assert_eq!(ops.secrets["signing_key"], "whsec_b3Bz");
+    assert_eq!(
+        ops.secrets["signing_key"],
+        SecretSource::Given("whsec_b3Bz".into())
+    );
     assert_eq!(ops.concurrency, Some(16));
 }
 
@@ -362,14 +368,55 @@ fn channel_settings_are_read() {
 }
 
 #[test]
-fn secrets_come_from_the_environment_only() {
+fn secret_mistakes_are_reported() {
     assert_problems(
-        "channels:\n  a:\n    plugin: webhook\n    secrets: [signing_key]\n  b:\n    plugin: webhook\n    secrets: { signing_key: \"${NOT_SET}\" }\n  c:\n    plugin: webhook\n    secrets: { signing_key: \"${NOT_SET:-}\" }\nsources:\n  s:\n    adapter: webhook-standard\n    secret: x\n    secrets: { secret: y }\nroutes:\n  - {name: r, match: {}, to: [a, b, c]}\n",
+        "channels:\n  a:\n    plugin: webhook\n    secrets: 3\n  b:\n    plugin: webhook\n    secrets: { signing_key: \"${NOT_SET}\" }\n  c:\n    plugin: webhook\n    secrets: { signing_key: \"${NOT_SET:-}\" }\nsources:\n  s:\n    adapter: webhook-standard\n    secret: x\n    secrets: { secret: y }\nroutes:\n  - {name: r, match: {}, to: [a, b, c]}\n",
         &[
-            (4, "write `secrets: { signing_key: \"${ENV_VAR}\" }`"),
+            (
+                4,
+                "or list the names of secrets kept in the vault, found a number",
+            ),
             (7, "environment variable `NOT_SET` is not set"),
             (10, "secret `signing_key` is empty"),
             (14, "`secret` is also given under `secrets`"),
+        ],
+    );
+}
+
+#[test]
+fn listed_secrets_come_from_the_vault() {
+    let table = parse(
+        "channels:\n  ops:\n    plugin: webhook\n    secrets: [signing_key, api.token]\n  env:\n    plugin: webhook\n    secrets: { signing_key: \"${OPS_SIGNING_KEY}\" }\n  none:\n    plugin: log\n    secrets: []\nroutes:\n  - {name: r, match: {}, to: [ops, env, none]}\n",
+    )
+    .unwrap();
+    let ops = table.channel("ops").unwrap();
+    assert_eq!(ops.secrets["signing_key"], SecretSource::Vault);
+    assert_eq!(
+        ops.vault_secrets().collect::<Vec<_>>(),
+        ["api.token", "signing_key"]
+    );
+    let env = table.channel("env").unwrap();
+    assert_eq!(env.vault_secrets().count(), 0);
+    assert!(table.channel("none").unwrap().secrets.is_empty());
+    let json = serde_json::to_value(&table).unwrap();
+    assert_eq!(
+        json["channels"]["ops"]["secrets"],
+        json!(["api.token", "signing_key"])
+    );
+}
+
+#[test]
+fn vault_secret_names_are_checked() {
+    assert_problems(
+        "channels:\n  a:\n    plugin: webhook\n    secrets: [signing_key, \"a/b\", {x: 1}, signing_key]\nsources:\n  s:\n    adapter: webhook-standard\n    secrets: [secret]\nroutes:\n  - {name: r, match: {}, to: [a]}\n",
+        &[
+            (4, "a secret name must be letters, digits"),
+            (4, "expected a secret name, found a mapping"),
+            (4, "secret `signing_key` is listed twice"),
+            (
+                8,
+                "the vault keeps channel secrets only): write `secrets: { secret: \"${ENV_VAR}\" }`",
+            ),
         ],
     );
 }
@@ -386,7 +433,10 @@ fn interpolation_reaches_every_value() {
         json!({"url": "https://ops.example.com/hooks", "team": "${literal}"})
     );
     assert_eq!(a.allowed_hosts, ["ops.example.com"]);
-    assert_eq!(a.secrets["signing_key"], "whsec_b3Bz");
+    assert_eq!(
+        a.secrets["signing_key"],
+        SecretSource::Given("whsec_b3Bz".into())
+    );
     // The raw text keeps the references, so GET /routes never shows the values.
     assert!(table.text().contains("${OPS_SIGNING_KEY}"));
 }

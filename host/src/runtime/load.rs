@@ -111,6 +111,20 @@ pub enum LoadError {
         /// The names there are.
         known: String,
     },
+    /// An admin disabled the plugin; its deliveries wait on their retry schedule.
+    #[error("plugin `{name}` is disabled by an admin")]
+    Disabled {
+        /// The plugin.
+        name: String,
+    },
+    /// An uploaded plugin's version is not in the store.
+    #[error("plugin `{name}` has no stored version {version}")]
+    MissingVersion {
+        /// The plugin.
+        name: String,
+        /// The version asked for.
+        version: i64,
+    },
 }
 
 /// The cheap checks, before compiling: size and header.

@@ -9,6 +9,9 @@
 //! transaction (one fsync of the WAL at most) covers many notifications. Reads use a pool
 //! of their own; WAL mode lets them run beside the writer.
 
+mod admin;
+mod plugins;
+mod secrets;
 mod tokens;
 
 use std::collections::HashMap;
@@ -22,6 +25,9 @@ use sqlx::sqlite::{
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
 
+pub use admin::AdminUser;
+pub use plugins::{PluginVersion, UploadedPlugin};
+pub use secrets::{SealedSecret, SecretInfo};
 pub use tokens::{NewToken, TokenRecord};
 
 /// A store failure. Callers log it; the API shows a generic 500 or 503, never this text.

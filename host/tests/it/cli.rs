@@ -1,4 +1,4 @@
-//! The `switchyard plugin` commands, run as a user would.
+//! The `switchyard plugin` and `admin` commands, run as a user would.
 
 use std::process::Command;
 
@@ -91,4 +91,76 @@ fn plugin_new_scaffolds_crates_that_build_into_valid_plugins() {
         assert!(ok, "{out}");
         assert!(out.contains(&format!("a valid {kind}")), "{out}");
     }
+}
+
+/// `admin create-user` takes the password from the environment or standard input (never
+/// the command line), refuses short passwords and taken names, and stores an argon2id hash.
+#[test]
+fn admin_create_user_takes_the_password_off_the_command_line() {
+    use std::io::Write as _;
+    use std::process::Stdio;
+
+    let dir = tempfile::tempdir().unwrap();
+    let create = |name: &str, password_env: Option<&str>, stdin: &str| {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_switchyard"));
+        command
+            .args(["admin", "create-user", name])
+            .env("SWITCHYARD_DATA_DIR", dir.path())
+            .env_remove("SWITCHYARD_ADMIN_PASSWORD")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let Some(password) = password_env {
+            command.env("SWITCHYARD_ADMIN_PASSWORD", password);
+        }
+        let mut child = command.spawn().unwrap();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(stdin.as_bytes())
+            .unwrap();
+        let output = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), text)
+    };
+
+    let (ok, out) = create("ops", Some("a long enough password"), "");
+    assert!(ok, "{out}");
+    let (ok, out) = create("ops", Some("a long enough password"), "");
+    assert!(!ok);
+    assert!(
+        out.contains("there is already an admin called `ops`"),
+        "{out}"
+    );
+    let (ok, out) = create("dev", None, "from standard input\n");
+    assert!(ok, "{out}");
+    let (ok, out) = create("short", None, "tiny\n");
+    assert!(!ok);
+    assert!(out.contains("at least 12 characters"), "{out}");
+
+    let url = format!("sqlite://{}", dir.path().join("switchyard.db").display());
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let store = switchyard::store::Store::open(&url).await.unwrap();
+        assert_eq!(store.admin_user_count().await.unwrap(), 2);
+        for name in ["ops", "dev"] {
+            let user = store.admin_user(name).await.unwrap().unwrap();
+            assert!(
+                user.password_hash
+                    .starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+                "{}",
+                user.password_hash
+            );
+        }
+        assert!(switchyard::admin::users::verify_password(
+            &store
+                .admin_user("dev")
+                .await
+                .unwrap()
+                .unwrap()
+                .password_hash,
+            "from standard input"
+        ));
+    });
 }

@@ -2,6 +2,7 @@
 //! HTTP goes to real local receivers.
 
 mod adapters;
+mod admin;
 mod channels;
 mod cli;
 mod loading;
