@@ -14,6 +14,28 @@ step "toolchain (rust-toolchain.toml pins it and the wasm32-wasip2 target)"
 rustup show active-toolchain
 rustup target list --installed | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
 
+step "browser for the admin console test (Debian chromium + chromedriver)"
+# tests/blackbox/browser.rs drives a real headless Chromium and fails (never skips) when it
+# is missing, so install it here. `apt-get update` runs only when the package lists do not
+# know the packages yet (a fresh container) or the install fails, to keep repeated runs
+# offline and fast.
+if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if ! apt-cache show chromium chromium-driver >/dev/null 2>&1; then
+    $sudo apt-get update -q
+  fi
+  install_browser() {
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      chromium chromium-driver
+  }
+  # Lists that name the packages can still be stale (a superseded security update that
+  # the mirror no longer has): then refresh them once and retry.
+  install_browser || { $sudo apt-get update -q && install_browser; }
+fi
+/usr/bin/chromium --version
+/usr/bin/chromedriver --version
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

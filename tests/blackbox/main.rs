@@ -4,7 +4,9 @@
 //!
 //! When a test fails, the hub's stdout and stderr are printed (see `support::Hub`'s `Drop`).
 
+mod admin;
 mod bad_input;
+mod browser;
 mod crash;
 mod delivery;
 mod idempotency;

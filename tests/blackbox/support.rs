@@ -100,6 +100,9 @@ pub struct Hub {
     /// An API token, created with `switchyard token create` before the first start.
     pub token: String,
     env: Vec<(String, String)>,
+    /// Whether `public_url` is `http://localhost:<port>`, for a browser that must use that
+    /// name (see [`Hub::localhost_url`]).
+    public_localhost: bool,
     child: Option<Child>,
     runs: u32,
     client: reqwest::Client,
@@ -119,6 +122,7 @@ impl Hub {
             port: 0,
             token: String::new(),
             env: Vec::new(),
+            public_localhost: false,
             child: None,
             runs: 0,
             client: reqwest::Client::builder()
@@ -139,6 +143,13 @@ impl Hub {
     /// Sets an environment variable for every later run of the binary.
     pub fn env(mut self, name: &str, value: &str) -> Hub {
         self.env.push((name.to_owned(), value.to_owned()));
+        self
+    }
+
+    /// Makes every later run's `public_url` `http://localhost:<its port>`: what the hub is
+    /// told its browsers use, as a real deployment would be.
+    pub fn public_on_localhost(mut self) -> Hub {
+        self.public_localhost = true;
         self
     }
 
@@ -171,6 +182,12 @@ impl Hub {
             .env("SWITCHYARD_LISTEN", format!("127.0.0.1:{}", self.port))
             .env("SWITCHYARD_PLUGINS__ALLOW_LOOPBACK", "true")
             .env("SWITCHYARD_DELIVERY__SHUTDOWN_GRACE", "5s");
+        if self.public_localhost {
+            command.env(
+                "SWITCHYARD_PUBLIC_URL",
+                format!("http://localhost:{}", self.port),
+            );
+        }
         for (name, value) in &self.env {
             command.env(name, value);
         }
@@ -333,6 +350,13 @@ impl Hub {
     /// `http://127.0.0.1:<port><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `http://localhost:<port><path>`: for a browser. Chromium counts `http://localhost`
+    /// as a secure context and so keeps the console's `Secure`, `__Host-` session cookie
+    /// over plain HTTP; `localhost` is the name it reliably does that for.
+    pub fn localhost_url(&self, path: &str) -> String {
+        format!("http://localhost:{}{path}", self.port)
     }
 
     /// A request to `path` carrying the API token.

@@ -1,0 +1,73 @@
+//! The admin console's first run and its API sign-in, against a real process over HTTP.
+//! (The pages in a real browser are in `browser.rs`; the session rules in detail, with a
+//! clock the test moves, are in host/tests/it/admin.rs.)
+
+use serde_json::json;
+
+use crate::support::{Answer, EXIT_TIMEOUT, Hub};
+
+const ROUTES: &str = r#"
+channels:
+  log: { plugin: log }
+routes:
+  - name: everything
+    match: { kind: "*" }
+    to: [log]
+"#;
+
+/// The first start creates `admin` with a password shown once; that password signs in
+/// through the API; a second start creates nothing and shows nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_run_creates_an_admin_whose_one_time_password_signs_in() {
+    let mut hub = Hub::started(ROUTES).await;
+    let banner = hub.logs();
+    let line = banner
+        .lines()
+        .find(|l| l.trim_start().starts_with("user admin"))
+        .unwrap_or_else(|| panic!("the banner shows the first admin's password: {banner}"));
+    let password = line.split("password").nth(1).unwrap().trim().to_owned();
+    assert_eq!(password.len(), 20, "{line}");
+
+    // Sign in the way a script does: a session and its CSRF token, then the password.
+    let start = Answer::of(hub.anonymous(reqwest::Method::GET, "/api/v1/session/csrf")).await;
+    assert_eq!(start.status, 200, "{start}");
+    let cookie = session_cookie(&start);
+    let csrf = start.json()["csrf_token"].as_str().unwrap().to_owned();
+    let sign_in = |password: &str| {
+        hub.anonymous(reqwest::Method::POST, "/api/v1/session")
+            .header("cookie", &cookie)
+            .header("x-csrf-token", &csrf)
+            .header("content-type", "application/json")
+            .body(json!({"username": "admin", "password": password}).to_string())
+    };
+    let wrong = Answer::of(sign_in("not it")).await;
+    assert_eq!(wrong.problem(401)["detail"], "Wrong username or password.");
+    let signed_in = Answer::of(sign_in(&password)).await;
+    assert_eq!(signed_in.status, 200, "{signed_in}");
+    let cookie = session_cookie(&signed_in);
+    let me = Answer::of(
+        hub.anonymous(reqwest::Method::GET, "/api/v1/session")
+            .header("cookie", &cookie),
+    )
+    .await;
+    assert_eq!(me.json()["username"], "admin", "{me}");
+
+    hub.sigterm();
+    hub.wait_exit(EXIT_TIMEOUT).await;
+    hub.start().await;
+    let second_run = hub.logs();
+    let second_run = second_run.split("---- hub run 2").nth(1).unwrap();
+    assert!(!second_run.contains("password"), "{second_run}");
+}
+
+/// `name=value` of the session cookie the answer sets.
+fn session_cookie(answer: &Answer) -> String {
+    let header = answer
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .find(|v| v.starts_with("__Host-switchyard-session="))
+        .unwrap_or_else(|| panic!("a session cookie is set: {answer}"));
+    header.split(';').next().unwrap().to_owned()
+}
