@@ -36,6 +36,26 @@ fi
 /usr/bin/chromium --version
 /usr/bin/chromedriver --version
 
+step "Python clients for the black-box tests (requests, websockets, gql)"
+# The black-box tests drive the hub with widely used third-party clients, run from
+# tests/clients/ by this venv's python; they fail (never skip) without it. pip runs only
+# when a client is missing, so repeated runs stay offline and fast.
+venv="${SWITCHYARD_PYTHON_VENV:-$HOME/.cache/switchyard/venv}"
+if [ ! -x "$venv/bin/python" ] && ! python3 -m venv "$venv"; then
+  # Debian's python3 keeps venv (ensurepip) in a package of its own.
+  rm -rf "$venv"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  install_venv() { $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv; }
+  install_venv || { $sudo apt-get update -q && install_venv; }
+  python3 -m venv "$venv"
+fi
+if ! "$venv/bin/python" -c 'import requests, websockets, gql.transport.websockets, gql.transport.requests' 2>/dev/null; then
+  "$venv/bin/pip" install -q requests websockets 'gql[websockets,requests]'
+fi
+export SWITCHYARD_TEST_PYTHON="$venv/bin/python"
+"$SWITCHYARD_TEST_PYTHON" -c 'import requests, websockets, gql; print("requests", requests.__version__, "websockets", websockets.__version__, "gql", gql.__version__)'
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

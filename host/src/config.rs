@@ -26,6 +26,11 @@
 //!   call_timeout: 30s
 //!   allow_loopback: false
 //!   max_upload_bytes: 16777216    # the largest plugin an admin may upload
+//! ws:
+//!   allowed_origins: []        # browser origins allowed to open /ws; default: public_url's
+//!   max_frame_bytes: 65536     # a bigger frame closes the connection with 1009
+//!   send_queue: 1024           # messages waiting for a slow client before it is closed
+//!   ping_interval: 20s         # a client that misses two pings is closed
 //! admin:
 //!   sessions: memory           # or a redis:// URL, so several processes share sessions
 //!   idle_timeout: 30m
@@ -85,6 +90,22 @@ pub struct Config {
     pub plugins: PluginsConfig,
     /// The admin console and its sessions.
     pub admin: AdminConfig,
+    /// The WebSocket front door.
+    pub ws: WsConfig,
+}
+
+/// The `ws` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WsConfig {
+    /// Browser origins (`https://app.example.com`) allowed to open `/ws`; empty means the
+    /// origin of `public_url`. Clients that send no `Origin` (not browsers) are not checked.
+    pub allowed_origins: Vec<String>,
+    /// The largest frame accepted.
+    pub max_frame_bytes: usize,
+    /// How many outgoing messages may wait for a client before it counts as too slow.
+    pub send_queue: usize,
+    /// How often the server pings.
+    pub ping_interval: Duration,
 }
 
 /// The `admin` section.
@@ -165,6 +186,12 @@ impl Default for Config {
                 call_timeout: Duration::from_secs(30),
                 allow_loopback: false,
                 max_upload_bytes: 16 * 1024 * 1024,
+            },
+            ws: WsConfig {
+                allowed_origins: Vec::new(),
+                max_frame_bytes: 64 * 1024,
+                send_queue: 1024,
+                ping_interval: Duration::from_secs(20),
             },
             admin: AdminConfig {
                 sessions: "memory".to_owned(),
@@ -490,6 +517,34 @@ const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        key: "ws.allowed_origins",
+        apply: |c, n| {
+            c.ws.allowed_origins = string_list(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "ws.max_frame_bytes",
+        apply: |c, n| {
+            c.ws.max_frame_bytes = integer(n, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "ws.send_queue",
+        apply: |c, n| {
+            c.ws.send_queue = integer(n, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "ws.ping_interval",
+        apply: |c, n| {
+            c.ws.ping_interval = duration(n)?;
+            Ok(())
+        },
+    },
+    Setting {
         key: "admin.sessions",
         apply: |c, n| {
             let value = string(n)?;
@@ -532,6 +587,21 @@ fn section_names(prefix: &str) -> Vec<&'static str> {
         }
     }
     names
+}
+
+/// A YAML list of strings, or one comma-separated string (as an environment variable
+/// gives it).
+fn string_list(node: &Node) -> Result<Vec<String>, String> {
+    match node.as_sequence() {
+        Some(items) => items.iter().map(string).collect(),
+        None if node.is_null() => Ok(Vec::new()),
+        None => Ok(string(node)?
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect()),
+    }
 }
 
 fn scalar(node: &Node, expected: &str) -> Result<String, String> {

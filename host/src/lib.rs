@@ -13,6 +13,7 @@ pub mod bench;
 pub mod config;
 pub mod crypto;
 pub mod delivery;
+pub mod events;
 pub mod ingress;
 pub mod pipeline;
 pub mod plugins;

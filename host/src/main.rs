@@ -35,6 +35,9 @@ enum Command {
     /// Measures the whole pipeline: sends N notifications through a real hub to a local
     /// receiver and reports throughput, latency and memory.
     Bench(switchyard::bench::BenchArgs),
+    /// Measures the WebSocket front door: ingest over a few sockets, and fan-out of live
+    /// events to many subscribers.
+    BenchWs(switchyard::bench::ws::WsBenchArgs),
     /// Works with routes files.
     #[command(subcommand)]
     Routes(RoutesCommand),
@@ -201,6 +204,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Bench(args) => {
             tokio.block_on(switchyard::bench::run(args))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::BenchWs(args) => {
+            tokio.block_on(switchyard::bench::ws::run(args))?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Routes(RoutesCommand::Check { file }) => match routing::check_file(&file) {

@@ -18,7 +18,7 @@ use poem_openapi::OpenApiService;
 use crate::admin::api::{PluginAdminApi, SessionApi};
 use crate::admin::{self, Admin, Clock, Console};
 use crate::config::Config;
-use crate::ingress::{problem_response, rest::Api};
+use crate::ingress::{hooks::HooksApi, problem_response, rest::Api};
 use crate::pipeline::Hub;
 
 /// Histogram buckets for plugin call latency, in seconds: 10 µs to 10 s.
@@ -96,6 +96,7 @@ pub fn app(
     let api = OpenApiService::new(
         (
             Api::new(hub.clone()),
+            HooksApi::new(hub.clone()),
             SessionApi::new(admin.clone()),
             PluginAdminApi::new(admin.clone()),
         ),
@@ -118,6 +119,8 @@ pub fn app(
     let routes = Route::new()
         .nest("/", api)
         .nest("/admin", admin::routes())
+        .at("/ws", crate::ingress::ws::open)
+        .nest("/graphql", crate::ingress::graphql::routes(hub.clone()))
         .at("/openapi.json", spec)
         .nest("/docs", docs)
         .at("/metrics", make_sync(move |_| metrics.render()))
@@ -226,6 +229,8 @@ fn print_banner(hub: &Hub, url: &str, first_token: Option<&str>, first_admin: Op
     // for `localhost`, so that is the address to open during development.
     let admin_url = url.replacen("://127.0.0.1:", "://localhost:", 1);
     println!("  Admin        {admin_url}/admin");
+    println!("  WebSocket    {}/ws", url.replacen("http", "ws", 1));
+    println!("  GraphQL      {url}/graphql");
     println!("  Metrics      {url}/metrics");
     println!("  Data         {}", hub.config.data_dir.display());
     println!(

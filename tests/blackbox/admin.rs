@@ -4,16 +4,7 @@
 
 use serde_json::json;
 
-use crate::support::{Answer, EXIT_TIMEOUT, Hub};
-
-const ROUTES: &str = r#"
-channels:
-  log: { plugin: log }
-routes:
-  - name: everything
-    match: { kind: "*" }
-    to: [log]
-"#;
+use crate::support::{Answer, EXIT_TIMEOUT, Hub, LOG_EVERYTHING as ROUTES};
 
 /// The first start creates `admin` with a password shown once; that password signs in
 /// through the API; a second start creates nothing and shows nothing.

@@ -15,6 +15,17 @@ use poem::listener::{Acceptor as _, Listener as _};
 use serde_json::Value;
 use sha2::Sha256;
 
+/// Routes that send every notification to the `log` channel: for tests about a front door,
+/// where the delivery itself does not matter.
+pub const LOG_EVERYTHING: &str = r#"
+channels:
+  log: { plugin: log }
+routes:
+  - name: everything
+    match: { kind: "*" }
+    to: [log]
+"#;
+
 /// How long a hub may take to answer `/readyz`: a cold start compiles the plugins.
 pub const READY_TIMEOUT: Duration = Duration::from_secs(180);
 /// A generous deadline for anything the hub does on its own (deliver, retry, reload).
@@ -735,4 +746,81 @@ async fn answer(state: &ReceiverState, request: poem::Request) -> poem::Response
         response = response.header(name.as_str(), value.as_str());
     }
     response.finish()
+}
+
+// ---- Python clients -------------------------------------------------------------------------
+
+/// Where `./scripts/test.sh` puts the virtualenv with the Python clients (`requests`,
+/// `websockets`, `gql`), under the home dir, when `SWITCHYARD_PYTHON_VENV` does not say.
+const DEFAULT_VENV: &str = ".cache/switchyard/venv";
+
+/// The Python interpreter that has the third-party clients installed:
+/// `$SWITCHYARD_TEST_PYTHON`, else the test command's default venv. Panics when there is
+/// none: tests that need it fail rather than skip, so a machine without it is noticed.
+pub fn python() -> PathBuf {
+    let python = std::env::var_os("SWITCHYARD_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let home = std::env::var_os("HOME").expect("HOME is set");
+            PathBuf::from(home).join(DEFAULT_VENV).join("bin/python")
+        });
+    assert!(
+        python.is_file(),
+        "no Python with the test clients at {}: run ./scripts/test.sh to install the Python \
+         clients (or point SWITCHYARD_TEST_PYTHON at a python that has requests, websockets \
+         and gql)",
+        python.display()
+    );
+    python
+}
+
+/// A client script in `tests/clients/`, ready to run with `args` by [`python`]; killed if
+/// dropped before it ends. Spawn it for a client that must run alongside the test (a
+/// subscriber); [`run_client`] for one that runs to the end.
+pub fn client_command(script: &str, args: &[&str]) -> tokio::process::Command {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/clients")
+        .join(script);
+    assert!(path.is_file(), "no client script {}", path.display());
+    let mut command = tokio::process::Command::new(python());
+    command
+        .arg(path)
+        .args(args)
+        // Lines reach a test reading a long-running client as soon as they are printed,
+        // and no __pycache__ is left in the source tree.
+        .env("PYTHONUNBUFFERED", "1")
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .kill_on_drop(true);
+    command
+}
+
+/// How a client script ended.
+#[derive(Debug)]
+pub struct ClientRun {
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl ClientRun {
+    /// Stdout as JSON; panics with everything the script printed if it is not.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("the client's stdout is not JSON ({e}): {self:?}"))
+    }
+}
+
+/// Runs the client `script` from `tests/clients/` with `args` to its end (at most
+/// [`DEADLINE`]) and returns how it ended and what it printed.
+pub async fn run_client(script: &str, args: &[&str]) -> ClientRun {
+    let output = tokio::time::timeout(DEADLINE, client_command(script, args).output())
+        .await
+        .unwrap_or_else(|_| panic!("{script} {args:?} did not end within {DEADLINE:?}"))
+        .unwrap_or_else(|e| panic!("cannot run {script}: {e}"));
+    ClientRun {
+        success: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
 }

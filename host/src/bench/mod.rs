@@ -40,6 +40,7 @@
 
 mod hub;
 pub mod receiver;
+pub mod ws;
 
 use std::fmt::Write as _;
 use std::io::IsTerminal as _;

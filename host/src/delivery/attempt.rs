@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Job, Shared, Slot};
+use crate::events::Event;
 use crate::routing::RouteTable;
 use crate::runtime::{self, CallError, Outcome};
 use crate::store::{self, AttemptOutcome, AttemptRecord, NextStep};
@@ -71,6 +72,23 @@ pub(super) async fn run(
         &result,
         &spec.retry_schedule,
     );
+    if shared.events.has_subscribers() {
+        shared.events.publish(Event::DeliveryAttempted {
+            delivery_id: record.delivery_id.clone(),
+            notification_id: job.notification.id.clone(),
+            kind: job.notification.kind.clone(),
+            channel: channel.clone(),
+            attempt,
+            outcome: record.outcome.as_str().to_owned(),
+            status: record.status,
+            next: match record.next {
+                NextStep::Done => "done",
+                NextStep::RetryAt(_) => "retry",
+                NextStep::Dead => "dead",
+            }
+            .to_owned(),
+        });
+    }
     shared.recorder.record(&channel, record).await;
 }
 

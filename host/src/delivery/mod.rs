@@ -14,6 +14,7 @@
 mod attempt;
 mod poller;
 mod recorder;
+pub mod websocket;
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -25,6 +26,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::events::Events;
 use crate::plugins::Plugins;
 use crate::routing::{ChannelSpec, LiveRoutes, RateLimit, RouteTable, SecretSource};
 use crate::runtime::Grants;
@@ -67,6 +69,7 @@ struct Shared {
     plugins: Plugins,
     vault: Arc<Vault>,
     recorder: Recorder,
+    events: Events,
     /// Tracks calls in flight, so shutdown can wait for them.
     in_flight: TaskTracker,
     /// Grants built from the current route table, per channel.
@@ -104,6 +107,7 @@ impl Lanes {
         plugins: Plugins,
         vault: Arc<Vault>,
         recorder: Recorder,
+        events: Events,
         settings: DeliverySettings,
     ) -> Lanes {
         Lanes {
@@ -113,6 +117,7 @@ impl Lanes {
                 plugins,
                 vault,
                 recorder,
+                events,
                 in_flight: TaskTracker::new(),
                 grants: Mutex::default(),
             }),

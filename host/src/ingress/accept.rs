@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use crate::events::{Event, Events};
 use crate::runtime::Draft;
-use crate::store::{self, AcceptBatch, Accepted, Notification, RequestKey, Store};
+use crate::store::{self, AcceptBatch, Accepted, AcceptedItem, Notification, RequestKey, Store};
 
 /// The most notifications in one accept transaction.
 const MAX_NOTIFICATIONS_PER_COMMIT: usize = 8192;
@@ -37,9 +38,14 @@ pub struct Acceptor {
 
 impl Acceptor {
     /// Starts the writer task. `stream` is woken after every commit.
-    pub fn start(store: Store, stream: Arc<Notify>, idempotency_window_ms: i64) -> Acceptor {
+    pub fn start(
+        store: Store,
+        stream: Arc<Notify>,
+        idempotency_window_ms: i64,
+        events: Events,
+    ) -> Acceptor {
         let (queue, jobs) = mpsc::channel(4096);
-        tokio::spawn(run(store, jobs, stream, idempotency_window_ms));
+        tokio::spawn(run(store, jobs, stream, idempotency_window_ms, events));
         Acceptor { queue }
     }
 
@@ -79,7 +85,13 @@ impl Acceptor {
     }
 }
 
-async fn run(store: Store, mut jobs: mpsc::Receiver<Job>, stream: Arc<Notify>, window_ms: i64) {
+async fn run(
+    store: Store,
+    mut jobs: mpsc::Receiver<Job>,
+    stream: Arc<Notify>,
+    window_ms: i64,
+    events: Events,
+) {
     while let Some(first) = jobs.recv().await {
         let mut size = first.batch.notifications.len();
         let mut group = vec![first];
@@ -104,6 +116,9 @@ async fn run(store: Store, mut jobs: mpsc::Receiver<Job>, stream: Arc<Notify>, w
                             metrics::counter!("switchyard_notifications_accepted_total", "source" => first.source.clone())
                                 .increment(fresh as u64);
                         }
+                        if events.has_subscribers() {
+                            publish_accepted(&events, batch, items);
+                        }
                     }
                 }
                 for (reply, answer) in replies.into_iter().zip(answers) {
@@ -116,6 +131,21 @@ async fn run(store: Store, mut jobs: mpsc::Receiver<Job>, stream: Arc<Notify>, w
                     let _ = reply.send(Err(AcceptError::Unavailable));
                 }
             }
+        }
+    }
+}
+
+/// Tells subscribers about the notifications of `batch` that were new.
+fn publish_accepted(events: &Events, batch: &AcceptBatch, items: &[AcceptedItem]) {
+    for (notification, item) in batch.notifications.iter().zip(items) {
+        if !item.duplicate {
+            events.publish(Event::NotificationAccepted {
+                id: notification.id.clone(),
+                kind: notification.kind.clone(),
+                source: notification.source.clone(),
+                attributes: notification.attributes.clone(),
+                created_at: notification.created_at,
+            });
         }
     }
 }

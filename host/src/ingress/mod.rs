@@ -2,12 +2,18 @@
 //! source's adapter plugin, then to the [`Acceptor`].
 
 mod accept;
+mod adapt;
 mod auth;
+pub mod graphql;
+pub mod hooks;
+mod listing;
 mod problem;
 mod raw_json;
 pub mod rest;
+pub mod ws;
 
 pub use accept::{AcceptError, Acceptor};
+pub use adapt::{adapt, rejection_problem};
 pub use auth::Tokens;
 pub use problem::{Problem, ProblemResponse, problem_response};
 

@@ -14,6 +14,7 @@ use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags, auth::Bearer};
 
+use super::listing::{next_page, page_limit, parse_time, rfc3339};
 use super::problem::{Problem, ProblemResponse};
 use super::raw_json::RawJson;
 use super::{AcceptError, REST_ADAPTER, REST_SOURCE};
@@ -93,7 +94,7 @@ struct BatchIn {
 
 /// A notification taken in: durable, and on its way to the router.
 #[derive(Object)]
-struct AcceptedOut {
+pub(super) struct AcceptedOut {
     /// The notification's id, stable across every attempt (it is the `webhook-id`).
     id: String,
     /// True when the notification's idempotency key was seen before: nothing new was
@@ -385,12 +386,17 @@ impl Api {
                 "state `{state}` is not one of pending, delivered, dead"
             )));
         }
-        let limit = page_limit(limit.0)?;
+        let limit = page_limit(limit.0.map(i64::from)).map_err(bad_request)?;
         let filter = NotificationFilter {
             kind: kind.0,
             source: source.0,
             delivery_state: state.0,
-            since: since.0.as_deref().map(parse_time).transpose()?,
+            since: since
+                .0
+                .as_deref()
+                .map(parse_time)
+                .transpose()
+                .map_err(bad_request)?,
             before_seq: cursor
                 .0
                 .as_deref()
@@ -407,12 +413,7 @@ impl Api {
             .list_notifications(&filter)
             .await
             .map_err(store_problem)?;
-        let next_cursor = if rows.len() > limit as usize {
-            rows.truncate(limit as usize);
-            rows.last().map(|(seq, _)| seq.to_string())
-        } else {
-            None
-        };
+        let next_cursor = next_page(&mut rows, limit, |(seq, _)| seq.to_string());
         Ok(Json(NotificationPage {
             items: rows.into_iter().map(|(_, n)| notification_out(n)).collect(),
             next_cursor,
@@ -431,7 +432,7 @@ impl Api {
         /// The `next_cursor` of the previous page.
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<DeadLetterPage>> {
-        let limit = page_limit(limit.0)?;
+        let limit = page_limit(limit.0.map(i64::from)).map_err(bad_request)?;
         let before = cursor
             .0
             .as_deref()
@@ -452,13 +453,9 @@ impl Api {
             .list_dead_letters(&filter)
             .await
             .map_err(store_problem)?;
-        let next_cursor = if rows.len() > limit as usize {
-            rows.truncate(limit as usize);
-            rows.last()
-                .map(|d| format!("{}/{}", d.dead_at, d.delivery_id))
-        } else {
-            None
-        };
+        let next_cursor = next_page(&mut rows, limit, |d| {
+            format!("{}/{}", d.dead_at, d.delivery_id)
+        });
         Ok(Json(DeadLetterPage {
             items: rows
                 .into_iter()
@@ -672,12 +669,6 @@ impl Api {
 
     /// Hands the body to the REST adapter plugin; its rejection becomes the problem.
     async fn adapt(&self, body: Vec<u8>) -> ApiResult<Vec<runtime::Draft>> {
-        let adapter = self
-            .hub
-            .plugins
-            .adapter(REST_ADAPTER)
-            .await
-            .map_err(|error| internal(format!("the REST adapter does not load: {error}")))?;
         let request = runtime::Request {
             transport: Transport::Http,
             method: "POST".into(),
@@ -686,25 +677,9 @@ impl Api {
             query: String::new(),
             body,
         };
-        let grants = Arc::new(runtime::Grants::default());
-        match adapter.handle(&grants, request).await {
-            Ok(Ok(drafts)) => Ok(drafts),
-            Ok(Err(rejection)) => {
-                let status = StatusCode::from_u16(rejection.status)
-                    .ok()
-                    .filter(|s| s.is_client_error())
-                    .unwrap_or(StatusCode::BAD_REQUEST);
-                let mut problem = Problem::new(status, rejection.message).code(rejection.code);
-                problem.field = rejection.field;
-                Err(problem.into())
-            }
-            Err(runtime::CallError::Busy { .. }) => Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the hub is at its limit of plugin calls; retry",
-            )
-            .into()),
-            Err(error) => Err(internal(format!("the REST adapter failed: {error}"))),
-        }
+        super::adapt(&self.hub, REST_ADAPTER, &Arc::default(), request)
+            .await
+            .map_err(ProblemResponse::from)
     }
 
     fn routes_out(&self, table: &RouteTable) -> RoutesOut {
@@ -756,47 +731,12 @@ fn delivery_out(d: store::DeliveryDetail) -> DeliveryOut {
     }
 }
 
-fn rfc3339(ms: i64) -> String {
-    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
-    humantime::format_rfc3339_millis(time).to_string()
-}
-
-fn parse_time(text: &str) -> ApiResult<i64> {
-    humantime::parse_rfc3339_weak(text)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as i64)
-        .ok_or_else(|| {
-            bad_request(format!(
-                "`{text}` is not an RFC 3339 time such as 2026-11-24T09:30:00Z"
-            ))
-        })
-}
-
-fn page_limit(limit: Option<u32>) -> ApiResult<u32> {
-    match limit.unwrap_or(50) {
-        limit @ 1..=500 => Ok(limit),
-        other => Err(bad_request(format!(
-            "limit {other} is not between 1 and 500"
-        ))),
-    }
-}
-
 fn bad_request(detail: impl Into<String>) -> ProblemResponse {
     Problem::new(StatusCode::BAD_REQUEST, detail).into()
 }
 
 fn not_found(detail: impl Into<String>) -> ProblemResponse {
     Problem::new(StatusCode::NOT_FOUND, detail).into()
-}
-
-fn internal(detail: String) -> ProblemResponse {
-    tracing::error!("{detail}");
-    Problem::new(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "the hub failed to handle this request; the details are in its log",
-    )
-    .into()
 }
 
 fn store_problem(error: store::Error) -> ProblemResponse {

@@ -13,11 +13,13 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::config::Config;
+use crate::delivery::websocket::{Inbox, InboxHost};
 use crate::delivery::{self, DeliverySettings, Lanes, Recorder};
+use crate::events::Events;
 use crate::ingress::{Acceptor, Tokens};
 use crate::plugins::Plugins;
 use crate::routing::{LiveRoutes, RouteTable};
-use crate::runtime::Runtime;
+use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::Store;
 use crate::vault::{self, KeySource, SecretStatus, Vault};
 
@@ -31,6 +33,10 @@ pub struct Hub {
     pub tokens: Tokens,
     /// Channel secrets, sealed in the store under the master key.
     pub vault: Arc<Vault>,
+    /// Live events for WebSocket and GraphQL subscribers.
+    pub events: Events,
+    /// The clients listening for the `websocket` channel's notifications.
+    pub inbox: Arc<Inbox>,
     lanes: Lanes,
     /// This process's name on leases.
     owner: String,
@@ -62,7 +68,13 @@ impl Hub {
             })?;
         let vault = Arc::new(vault);
 
-        let runtime = Runtime::new(config.runtime_config())?;
+        // The `websocket` channel reaches the clients of `/ws` through this inbox, which
+        // the runtime answers in-process for plugins granted its host name.
+        let inbox = Arc::new(Inbox::default());
+        let runtime = Runtime::new(RuntimeConfig {
+            local_hosts: vec![Arc::new(InboxHost(inbox.clone()))],
+            ..config.runtime_config()
+        })?;
         let plugins = Plugins::open(runtime, store.clone()).await?;
 
         // Routes may name uploaded plugins as well as the built-ins.
@@ -91,7 +103,8 @@ impl Hub {
 
         let stream = Arc::new(Notify::new());
         let window_ms = config.api.idempotency_window.as_millis() as i64;
-        let acceptor = Acceptor::start(store.clone(), stream.clone(), window_ms);
+        let events = Events::default();
+        let acceptor = Acceptor::start(store.clone(), stream.clone(), window_ms, events.clone());
         let recorder = Recorder::start(store.clone());
         let lanes = Lanes::new(
             store.clone(),
@@ -99,6 +112,7 @@ impl Hub {
             plugins.clone(),
             vault.clone(),
             recorder,
+            events.clone(),
             DeliverySettings {
                 concurrency: config.delivery.concurrency,
                 lease: config.delivery.lease,
@@ -136,6 +150,8 @@ impl Hub {
             acceptor,
             tokens,
             vault,
+            events,
+            inbox,
             lanes,
             owner,
             stop,

@@ -45,14 +45,28 @@ impl Default for FetchPolicy {
     }
 }
 
+/// A host name the hub answers itself, in-process: a plugin granted that name reaches the
+/// hub's own service (such as the WebSocket inbox) through `fetch`, and nothing goes out on
+/// the network. The names end in `.switchyard.local`, which no DNS resolves.
+pub trait LocalHost: Send + Sync {
+    /// The reserved name, such as `websocket.switchyard.local`.
+    fn name(&self) -> &str;
+    /// Answers one request.
+    fn handle(&self, request: HttpRequest) -> futures::future::BoxFuture<'static, HttpResponse>;
+}
+
 /// The client every plugin's `fetch` goes through.
 pub(crate) struct Outbound {
     client: reqwest::Client,
     policy: FetchPolicy,
+    local: Vec<Arc<dyn LocalHost>>,
 }
 
 impl Outbound {
-    pub(crate) fn new(policy: FetchPolicy) -> Result<Self, reqwest::Error> {
+    pub(crate) fn new(
+        policy: FetchPolicy,
+        local: Vec<Arc<dyn LocalHost>>,
+    ) -> Result<Self, reqwest::Error> {
         let client = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             // A proxy would connect on our behalf and bypass the address rules.
@@ -67,7 +81,11 @@ impl Outbound {
                 allow_loopback: policy.allow_loopback,
             }))
             .build()?;
-        Ok(Outbound { client, policy })
+        Ok(Outbound {
+            client,
+            policy,
+            local,
+        })
     }
 
     /// Makes one request for `plugin`, which was granted `allowed_hosts`.
@@ -94,6 +112,9 @@ impl Outbound {
             return Err(FetchError::Denied(format!(
                 "host {host} is not in this plugin's allowed_hosts"
             )));
+        }
+        if let Some(local) = self.local.iter().find(|local| local.name() == host) {
+            return Ok(local.handle(request).await);
         }
         // Literal addresses never pass through the resolver, so check them here.
         if let Ok(ip) = host.trim_matches(['[', ']']).parse::<IpAddr>()

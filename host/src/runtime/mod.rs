@@ -43,7 +43,7 @@ pub use bindings::types::{
     PluginInfo, Receipt, Rejection, Request, RetryHint, Transport,
 };
 pub use builtin::{BUILTIN_PLUGINS, world as builtin_world};
-pub use fetch::FetchPolicy;
+pub use fetch::{FetchPolicy, LocalHost};
 pub use load::{CONTRACT_VERSION, LoadError, Manifest, World};
 
 use bindings::adapter::AdapterPre;
@@ -72,6 +72,8 @@ pub struct RuntimeConfig {
     pub cache_dir: Option<std::path::PathBuf>,
     /// The clock behind the `now` import; tests freeze it.
     pub clock: Clock,
+    /// Host names the hub answers itself (see [`LocalHost`]).
+    pub local_hosts: Vec<Arc<dyn LocalHost>>,
 }
 
 impl Default for RuntimeConfig {
@@ -85,6 +87,7 @@ impl Default for RuntimeConfig {
             fetch: FetchPolicy::default(),
             cache_dir: None,
             clock: Clock::System,
+            local_hosts: Vec::new(),
         }
     }
 }
@@ -207,7 +210,7 @@ impl Runtime {
             &mut linker,
             |state| state,
         )?;
-        let outbound = Outbound::new(config.fetch.clone())
+        let outbound = Outbound::new(config.fetch.clone(), config.local_hosts.clone())
             .map_err(|e| wasmtime::Error::msg(format!("cannot build the HTTP client: {e}")))?;
 
         // The ticker holds only a weak reference, so it stops when the runtime is dropped.

@@ -153,7 +153,7 @@ pub enum AttemptOutcome {
 }
 
 impl AttemptOutcome {
-    fn as_str(self) -> &'static str {
+    pub fn as_str(self) -> &'static str {
         match self {
             AttemptOutcome::Delivered => "delivered",
             AttemptOutcome::Retry => "retry",

@@ -5,6 +5,7 @@ mod adapters;
 mod admin;
 mod channels;
 mod cli;
+mod graphql;
 mod loading;
 mod sandbox;
 mod support;

@@ -1,0 +1,63 @@
+//! What the REST and GraphQL listings share: times as RFC 3339, page limits and cursors.
+
+/// A store time (Unix milliseconds) as RFC 3339 UTC with milliseconds.
+pub fn rfc3339(ms: i64) -> String {
+    let time = std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(time).to_string()
+}
+
+/// An RFC 3339 time as Unix milliseconds; the error is a sentence for the caller.
+pub fn parse_time(text: &str) -> Result<i64, String> {
+    humantime::parse_rfc3339_weak(text)
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as i64)
+        .ok_or_else(|| format!("`{text}` is not an RFC 3339 time such as 2026-11-24T09:30:00Z"))
+}
+
+/// The page size asked for, 50 when none, at most 500.
+pub fn page_limit(limit: Option<i64>) -> Result<u32, String> {
+    match limit.unwrap_or(50) {
+        limit @ 1..=500 => Ok(limit as u32),
+        other => Err(format!("limit {other} is not between 1 and 500")),
+    }
+}
+
+/// Listings fetch one row more than the page holds, which tells whether another page
+/// follows. This cuts `rows` to `limit` and returns the next page's cursor, if any.
+pub fn next_page<T>(
+    rows: &mut Vec<T>,
+    limit: u32,
+    cursor: impl Fn(&T) -> String,
+) -> Option<String> {
+    if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(cursor)
+    } else {
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn times_round_trip_and_limits_are_checked() {
+        let ms = 1_795_910_400_123;
+        assert_eq!(rfc3339(ms), "2026-11-29T00:00:00.123Z");
+        assert_eq!(parse_time(&rfc3339(ms)), Ok(ms));
+        assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
+        assert_eq!(page_limit(None), Ok(50));
+        assert!(page_limit(Some(0)).is_err());
+        assert!(page_limit(Some(501)).is_err());
+    }
+
+    #[test]
+    fn one_row_more_than_the_limit_means_a_next_page() {
+        let mut rows = vec![1, 2, 3];
+        assert_eq!(next_page(&mut rows, 2, |n| n.to_string()), Some("2".into()));
+        assert_eq!(rows, [1, 2]);
+        assert_eq!(next_page(&mut rows, 2, |n| n.to_string()), None);
+    }
+}
