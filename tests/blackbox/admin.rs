@@ -19,23 +19,9 @@ async fn the_first_run_creates_an_admin_whose_one_time_password_signs_in() {
     let password = line.split("password").nth(1).unwrap().trim().to_owned();
     assert_eq!(password.len(), 20, "{line}");
 
-    // Sign in the way a script does: a session and its CSRF token, then the password.
-    let start = Answer::of(hub.anonymous(reqwest::Method::GET, "/api/v1/session/csrf")).await;
-    assert_eq!(start.status, 200, "{start}");
-    let cookie = session_cookie(&start);
-    let csrf = start.json()["csrf_token"].as_str().unwrap().to_owned();
-    let sign_in = |password: &str| {
-        hub.anonymous(reqwest::Method::POST, "/api/v1/session")
-            .header("cookie", &cookie)
-            .header("x-csrf-token", &csrf)
-            .header("content-type", "application/json")
-            .body(json!({"username": "admin", "password": password}).to_string())
-    };
-    let wrong = Answer::of(sign_in("not it")).await;
+    let wrong = try_sign_in(&hub, "admin", "not it").await;
     assert_eq!(wrong.problem(401)["detail"], "Wrong username or password.");
-    let signed_in = Answer::of(sign_in(&password)).await;
-    assert_eq!(signed_in.status, 200, "{signed_in}");
-    let cookie = session_cookie(&signed_in);
+    let cookie = sign_in(&hub, "admin", &password).await;
     let me = Answer::of(
         hub.anonymous(reqwest::Method::GET, "/api/v1/session")
             .header("cookie", &cookie),
@@ -49,6 +35,29 @@ async fn the_first_run_creates_an_admin_whose_one_time_password_signs_in() {
     let second_run = hub.logs();
     let second_run = second_run.split("---- hub run 2").nth(1).unwrap();
     assert!(!second_run.contains("password"), "{second_run}");
+}
+
+/// Signs in through the API the way a script does: a session and its CSRF token, then the
+/// password. Returns the answer to the sign-in.
+pub async fn try_sign_in(hub: &Hub, username: &str, password: &str) -> Answer {
+    let start = Answer::of(hub.anonymous(reqwest::Method::GET, "/api/v1/session/csrf")).await;
+    assert_eq!(start.status, 200, "{start}");
+    let csrf = start.json()["csrf_token"].as_str().unwrap().to_owned();
+    Answer::of(
+        hub.anonymous(reqwest::Method::POST, "/api/v1/session")
+            .header("cookie", session_cookie(&start))
+            .header("x-csrf-token", csrf)
+            .header("content-type", "application/json")
+            .body(json!({"username": username, "password": password}).to_string()),
+    )
+    .await
+}
+
+/// Signs in and returns the signed-in session's `Cookie` header.
+pub async fn sign_in(hub: &Hub, username: &str, password: &str) -> String {
+    let signed_in = try_sign_in(hub, username, password).await;
+    assert_eq!(signed_in.status, 200, "{signed_in}");
+    session_cookie(&signed_in)
 }
 
 /// `name=value` of the session cookie the answer sets.

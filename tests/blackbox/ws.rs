@@ -139,3 +139,23 @@ routes:
     assert_eq!(seen["notification"]["payload"]["text"], "hi");
     hub.wait_until_settled(&id, "delivered").await;
 }
+
+/// A browser opens the socket with its admin session cookie; without its own Origin the
+/// same cookie is refused, which is what stops another site from using it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_admin_session_opens_a_socket_from_the_hubs_origin_only() {
+    const PASSWORD: &str = "websocket admin password";
+    let mut hub = Hub::new(ROUTES).env("SWITCHYARD_ADMIN_PASSWORD", PASSWORD);
+    hub.start().await;
+    let cookie = crate::admin::sign_in(&hub, "admin", PASSWORD).await;
+
+    let own = format!("http://127.0.0.1:{}", hub.port);
+    let seen = client(&hub, "cookie", &cookie, Some(&own)).await;
+    assert_eq!(seen["status"], 101, "{seen}");
+    assert_eq!(seen["answer"]["type"], "ack", "{seen}");
+
+    let no_origin = client(&hub, "cookie", &cookie, None).await;
+    assert_eq!(no_origin["status"], 401, "{no_origin}");
+    let foreign = client(&hub, "cookie", &cookie, Some("https://evil.example")).await;
+    assert_eq!(foreign["status"], 403, "{foreign}");
+}

@@ -1,6 +1,7 @@
 """Drives Switchyard's /ws with the `websockets` library, as an ordinary client would.
 
 Usage: ws_client.py SCENARIO URL TOKEN [ORIGIN]
+(for the `cookie` scenario, TOKEN is the Cookie header instead)
 
 Each scenario prints one JSON object on stdout describing what it saw; the black-box test
 (tests/blackbox/ws.rs) asserts on it.
@@ -128,7 +129,20 @@ async def listen(url, token, origin):
                 return {"notification": notification}
 
 
+async def cookie(url, cookie_header, origin):
+    """Opens a socket with an admin session cookie instead of a token; reports the status
+    of the handshake and, when it opened, the ack of one frame."""
+    try:
+        async with connect(url, additional_headers={"Cookie": cookie_header},
+                           origin=origin) as ws:
+            await ws.send(json.dumps({"kind": "from.admin", "payload": {}}))
+            return {"status": 101, "answer": json.loads(await ws.recv())}
+    except InvalidStatus as error:
+        return {"status": error.response.status_code}
+
+
 SCENARIOS = {
+    "cookie": cookie,
     "listen": listen,
     "idle": idle,
     "basic": basic,
