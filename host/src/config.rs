@@ -54,12 +54,17 @@ use crate::yaml::{self, Fields, Node, Problem};
 pub const DEFAULT_FILE: &str = "switchyard.yaml";
 /// The prefix of the environment variables that override settings.
 pub const ENV_PREFIX: &str = "SWITCHYARD_";
-/// Environment variables with the prefix that are not settings: the first names the file
-/// (the caller reads it), the second is for the test harness, the third is the vault's
-/// master key itself, which the vault reads so that it never sits in a `Config`.
+/// Environment variables with the prefix that are not settings.
 const ENV_NOT_SETTINGS: &[&str] = &[
+    // Names the file; the caller reads it.
     "SWITCHYARD_CONFIG",
+    // For the test harness: the compiled test plugins, and the test command's Python with
+    // the third-party clients and where it keeps it.
     "SWITCHYARD_TEST_PLUGINS",
+    "SWITCHYARD_TEST_PYTHON",
+    "SWITCHYARD_PYTHON_VENV",
+    // The vault's master key itself, which the vault reads so that it never sits in a
+    // `Config`.
     crate::vault::MASTER_KEY_ENV,
     // The first admin's name and password, read once by `serve` and `admin create-user`.
     "SWITCHYARD_ADMIN_USER",
