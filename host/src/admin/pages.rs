@@ -381,14 +381,22 @@ async fn plugin_cards(admin: &Admin) -> Vec<minijinja::Value> {
             .into_iter()
             .collect()
     };
+    // What the plugin asks of the host: its functions (the type names it also imports
+    // say nothing), then how many sandboxed WASI interfaces Rust's std pulled in.
     let imports = |plugin: &Plugin| -> Vec<String> {
         let manifest = plugin.manifest();
-        manifest
+        let functions = manifest
             .host_functions
             .iter()
-            .map(|f| format!("host.{f}"))
-            .chain(manifest.wasi_interfaces.iter().cloned())
-            .collect()
+            .filter(|f| !crate::scaffold::explain(f).is_empty())
+            .map(|f| format!("host.{f} ({})", crate::scaffold::explain(f)));
+        let wasi = (!manifest.wasi_interfaces.is_empty()).then(|| {
+            format!(
+                "{} WASI interfaces, sandboxed: no files, sockets, environment or clock",
+                manifest.wasi_interfaces.len()
+            )
+        });
+        functions.chain(wasi).collect()
     };
 
     let mut cards = Vec::new();
