@@ -19,10 +19,20 @@ const MAX_NOTIFICATIONS_PER_COMMIT: usize = 8192;
 /// Why a request could not be accepted. Nothing of it was stored.
 #[derive(Debug, thiserror::Error)]
 pub enum AcceptError {
-    #[error("the store is unavailable")]
+    #[error("the hub could not store the notification; nothing was accepted; retry")]
     Unavailable,
-    #[error("the hub is shutting down")]
+    #[error("the hub is shutting down; retry")]
     ShuttingDown,
+}
+
+/// Either way nothing was accepted and the sender should retry: 503.
+impl From<AcceptError> for super::Problem {
+    fn from(error: AcceptError) -> Self {
+        super::Problem::new(
+            poem::http::StatusCode::SERVICE_UNAVAILABLE,
+            error.to_string(),
+        )
+    }
 }
 
 struct Job {

@@ -30,7 +30,7 @@ use serde_json::{Map, Value};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::listing::{next_page, page_limit, parse_time, rfc3339};
-use super::{AcceptError, Problem, adapt};
+use super::{Problem, adapt};
 use crate::events::{Event, EventFilter, EventType};
 use crate::pipeline::Hub;
 use crate::routing::KindPattern;
@@ -544,13 +544,7 @@ async fn send(hub: &Hub, variables: Value) -> async_graphql::Result<Vec<Accepted
         Ok(Accepted::Replayed(_) | Accepted::KeyReused) => {
             unreachable!("the mutation is accepted without a request key")
         }
-        Err(AcceptError::ShuttingDown) => {
-            Err(coded("the hub is shutting down; retry", "unavailable"))
-        }
-        Err(AcceptError::Unavailable) => Err(coded(
-            "the hub could not store the notification; nothing was accepted; retry",
-            "unavailable",
-        )),
+        Err(error) => Err(coded(error.to_string(), "unavailable")),
     }
 }
 

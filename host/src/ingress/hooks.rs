@@ -23,9 +23,9 @@ use poem_openapi::{
     ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi, Tags,
 };
 
+use super::adapt;
 use super::problem::{Problem, ProblemResponse};
 use super::rest::AcceptedOut;
-use super::{AcceptError, adapt};
 use crate::pipeline::Hub;
 use crate::routing::{RouteTable, SourceSpec};
 use crate::runtime::{self, Grants, Transport};
@@ -99,7 +99,7 @@ impl HooksApi {
             Ok(Accepted::Replayed(_) | Accepted::KeyReused) => {
                 unreachable!("a webhook is accepted without a request key")
             }
-            Err(error) => return Err(accept_problem(error)),
+            Err(error) => return Err(Problem::from(error).into()),
         };
         Ok(HookResponse::Accepted(Json(HookAcceptedOut {
             notifications: items.into_iter().map(Into::into).collect(),
@@ -156,16 +156,6 @@ fn unknown_source(name: &str, table: &RouteTable) -> ProblemResponse {
     Problem::new(StatusCode::NOT_FOUND, detail)
         .code("unknown-source")
         .into()
-}
-
-fn accept_problem(error: AcceptError) -> ProblemResponse {
-    let detail = match error {
-        AcceptError::ShuttingDown => "the hub is shutting down; retry",
-        AcceptError::Unavailable => {
-            "the hub could not store the notification; nothing was accepted; retry"
-        }
-    };
-    Problem::new(StatusCode::SERVICE_UNAVAILABLE, detail).into()
 }
 
 /// A webhook's body, handed over as raw bytes whatever its content type: signatures are

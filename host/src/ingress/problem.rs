@@ -73,7 +73,8 @@ pub enum ProblemResponse {
     /// The request is malformed.
     #[oai(status = 400, content_type = "application/problem+json")]
     BadRequest(Json<Problem>),
-    /// The API token is missing or not valid.
+    /// Not authenticated: the API token, the session or (for webhooks) the signature is
+    /// missing or not valid.
     #[oai(status = 401, content_type = "application/problem+json")]
     Unauthorized(Json<Problem>),
     /// The request lacks the session's CSRF token (`X-CSRF-Token`).

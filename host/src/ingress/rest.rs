@@ -17,7 +17,7 @@ use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags, auth::Bea
 use super::listing::{next_page, page_limit, parse_time, rfc3339};
 use super::problem::{Problem, ProblemResponse};
 use super::raw_json::RawJson;
-use super::{AcceptError, REST_ADAPTER, REST_SOURCE};
+use super::{REST_ADAPTER, REST_SOURCE};
 use crate::crypto;
 use crate::pipeline::Hub;
 use crate::routing::{RouteTable, RoutesError};
@@ -654,16 +654,7 @@ impl Api {
             )
             .code("idempotency-key-reused")
             .into()),
-            Err(AcceptError::ShuttingDown) => Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the hub is shutting down; retry",
-            )
-            .into()),
-            Err(AcceptError::Unavailable) => Err(Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the hub could not store the notification; nothing was accepted; retry",
-            )
-            .into()),
+            Err(error) => Err(Problem::from(error).into()),
         }
     }
 

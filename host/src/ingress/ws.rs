@@ -58,7 +58,7 @@ use serde_json::json;
 use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio::task::JoinHandle;
 
-use super::{AcceptError, Problem};
+use super::Problem;
 use crate::admin::Admin;
 use crate::delivery::websocket::Listening;
 use crate::events::{EventFilter, EventType};
@@ -539,13 +539,6 @@ async fn ingest(hub: &Hub, body: Vec<u8>) -> Result<Vec<String>, Problem> {
             StatusCode::CONFLICT,
             "this idempotency key was already used differently",
         )),
-        Err(AcceptError::ShuttingDown) => Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the hub is shutting down; send again after it restarts",
-        )),
-        Err(AcceptError::Unavailable) => Err(Problem::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "the hub could not store the notification; nothing was accepted; send again",
-        )),
+        Err(error) => Err(error.into()),
     }
 }
