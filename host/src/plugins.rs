@@ -12,7 +12,7 @@ use tokio::sync::Mutex;
 
 use crate::crypto;
 use crate::routing::{BuiltinCatalog, PluginCatalog};
-use crate::runtime::{BUILTIN_PLUGINS, LoadError, Plugin, Runtime, World, builtin_world};
+use crate::runtime::{LoadError, Plugin, Runtime, World, builtin_world};
 use crate::store::{self, Store, UploadedPlugin};
 
 /// What the hub knows about an uploaded plugin without touching the store.
@@ -328,13 +328,6 @@ fn parse_world(text: &str) -> Option<World> {
         "channel" => Some(World::Channel),
         _ => None,
     }
-}
-
-/// The names of the built-in plugins, sorted.
-pub fn builtin_names() -> Vec<&'static str> {
-    let mut names: Vec<&'static str> = BUILTIN_PLUGINS.iter().map(|(n, _, _)| *n).collect();
-    names.sort();
-    names
 }
 
 #[cfg(test)]

@@ -75,16 +75,10 @@ impl Console {
 
 impl Admin {
     pub fn new(hub: Arc<Hub>, rules: SessionRules) -> Admin {
-        let mut templates = Environment::new();
-        for (name, source) in TEMPLATES {
-            templates
-                .add_template(name, source)
-                .expect("the built-in templates parse");
-        }
         Admin {
             hub,
             rules,
-            templates,
+            templates: templates(),
         }
     }
 
@@ -107,6 +101,17 @@ impl Admin {
             }
         }
     }
+}
+
+/// The built-in templates, registered under their file names so autoescape applies.
+fn templates() -> Environment<'static> {
+    let mut templates = Environment::new();
+    for (name, source) in TEMPLATES {
+        templates
+            .add_template(name, source)
+            .expect("the built-in templates parse");
+    }
+    templates
 }
 
 /// The `/admin` routes. `ServerSession` wraps the whole app (see [`with_sessions`]), so
@@ -190,13 +195,7 @@ mod tests {
 
     #[test]
     fn every_template_renders_with_an_empty_context() {
-        let admin_templates = {
-            let mut env = Environment::new();
-            for (name, source) in TEMPLATES {
-                env.add_template(name, source).unwrap();
-            }
-            env
-        };
+        let admin_templates = templates();
         for (name, _) in TEMPLATES {
             let html = admin_templates
                 .get_template(name)

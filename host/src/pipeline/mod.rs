@@ -182,11 +182,6 @@ impl Hub {
         self.vault.set(channel, name, value).await
     }
 
-    /// Removes `channel`'s secret `name` from the vault; false when it was not set.
-    pub async fn remove_channel_secret(&self, channel: &str, name: &str) -> vault::Result<bool> {
-        self.vault.remove(channel, name).await
-    }
-
     /// Every vault secret the routes in force name, set or not, and every stored one,
     /// without values.
     pub async fn channel_secrets(&self) -> vault::Result<Vec<SecretStatus>> {
