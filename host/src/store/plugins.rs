@@ -1,6 +1,7 @@
 //! Uploaded plugins: every version's component, which version is active, and whether the
 //! plugin is enabled.
 
+use super::backend::on_pool;
 use super::{Result, Store, now_ms};
 
 /// One stored version of an uploaded plugin, without its bytes.
@@ -48,85 +49,94 @@ impl Store {
         component: &[u8],
         uploaded_by: &str,
     ) -> Result<i64> {
-        let mut tx = self.writer.begin().await?;
-        let (latest,): (Option<i64>,) =
-            sqlx::query_as("SELECT MAX(version) FROM plugin_versions WHERE name = ?")
-                .bind(name)
-                .fetch_one(&mut *tx)
-                .await?;
-        let version = latest.unwrap_or(0) + 1;
-        sqlx::query(
-            "INSERT INTO plugin_versions \
-             (name, version, world, sha256, component, uploaded_by, uploaded_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(name)
-        .bind(version)
-        .bind(world)
-        .bind(sha256)
-        .bind(component)
-        .bind(uploaded_by)
-        .bind(now_ms())
-        .execute(&mut *tx)
-        .await?;
-        sqlx::query(
-            "INSERT INTO plugin_settings (name, active_version, enabled) VALUES (?, ?, 1) \
-             ON CONFLICT (name) DO UPDATE SET active_version = excluded.active_version",
-        )
-        .bind(name)
-        .bind(version)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(version)
+        on_pool!(&self.writer, |pool, Db, dialect| {
+            let mut tx = pool.begin().await?;
+            let (latest,): (Option<i64>,) =
+                sqlx::query_as("SELECT MAX(version) FROM plugin_versions WHERE name = $1")
+                    .bind(name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let version = latest.unwrap_or(0) + 1;
+            sqlx::query(
+                "INSERT INTO plugin_versions \
+                 (name, version, world, sha256, component, uploaded_by, uploaded_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(name)
+            .bind(version)
+            .bind(world)
+            .bind(sha256)
+            .bind(component)
+            .bind(uploaded_by)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO plugin_settings (name, active_version, enabled) \
+                 VALUES ($1, $2, TRUE) \
+                 ON CONFLICT (name) DO UPDATE SET active_version = excluded.active_version",
+            )
+            .bind(name)
+            .bind(version)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(version)
+        })
     }
 
     /// The component bytes of one version.
     pub async fn plugin_component(&self, name: &str, version: i64) -> Result<Option<Vec<u8>>> {
-        let row: Option<(Vec<u8>,)> =
-            sqlx::query_as("SELECT component FROM plugin_versions WHERE name = ? AND version = ?")
+        let row: Option<(Vec<u8>,)> = on_pool!(&self.writer, |pool, Db, dialect| {
+            sqlx::query_as("SELECT component FROM plugin_versions WHERE name = $1 AND version = $2")
                 .bind(name)
                 .bind(version)
-                .fetch_optional(&self.writer)
-                .await?;
+                .fetch_optional(pool)
+                .await?
+        });
         Ok(row.map(|(bytes,)| bytes))
     }
 
     /// Makes `version` the active one; false when there is no such version.
     pub async fn activate_plugin_version(&self, name: &str, version: i64) -> Result<bool> {
-        let done = sqlx::query(
-            "UPDATE plugin_settings SET active_version = ? WHERE name = ? \
-             AND EXISTS (SELECT 1 FROM plugin_versions WHERE name = ? AND version = ?)",
-        )
-        .bind(version)
-        .bind(name)
-        .bind(name)
-        .bind(version)
-        .execute(&self.writer)
-        .await?;
-        Ok(done.rows_affected() == 1)
+        on_pool!(&self.writer, |pool, Db, dialect| {
+            let done = sqlx::query(
+                "UPDATE plugin_settings SET active_version = $1 WHERE name = $2 \
+                 AND EXISTS (SELECT 1 FROM plugin_versions WHERE name = $2 AND version = $1)",
+            )
+            .bind(version)
+            .bind(name)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     /// Enables or disables an uploaded plugin; false when there is no such plugin.
     pub async fn set_plugin_enabled(&self, name: &str, enabled: bool) -> Result<bool> {
-        let done = sqlx::query("UPDATE plugin_settings SET enabled = ? WHERE name = ?")
-            .bind(enabled)
-            .bind(name)
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        on_pool!(&self.writer, |pool, Db, dialect| {
+            let done = sqlx::query("UPDATE plugin_settings SET enabled = $1 WHERE name = $2")
+                .bind(enabled)
+                .bind(name)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     /// Every uploaded plugin, by name, with its versions newest first.
     pub async fn uploaded_plugins(&self) -> Result<Vec<UploadedPlugin>> {
-        let rows: Vec<VersionRow> = sqlx::query_as(
-            "SELECT s.name, v.world, s.active_version, s.enabled, v.version, v.sha256, \
-                    LENGTH(v.component) AS size, v.uploaded_by, v.uploaded_at \
-             FROM plugin_settings s JOIN plugin_versions v ON v.name = s.name \
-             ORDER BY s.name, v.version DESC",
-        )
-        .fetch_all(&self.writer)
-        .await?;
+        let rows: Vec<VersionRow> = on_pool!(&self.writer, |pool, Db, dialect| {
+            sqlx::query_as(
+                "SELECT s.name, v.world, s.active_version, s.enabled, v.version, v.sha256, \
+                        CAST(LENGTH(v.component) AS BIGINT) AS size, v.uploaded_by, \
+                        v.uploaded_at \
+                 FROM plugin_settings s JOIN plugin_versions v ON v.name = s.name \
+                 ORDER BY s.name, v.version DESC",
+            )
+            .fetch_all(pool)
+            .await?
+        });
         let mut plugins: Vec<UploadedPlugin> = Vec::new();
         for row in rows {
             if plugins.last().is_none_or(|p| p.name != row.name) {

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::backend::{Dialect, on_pool};
 use super::{Error, Result, Store, now_ms};
 
 /// A stored secret without its value: what listings show.
@@ -33,21 +34,23 @@ impl Store {
         ciphertext: &[u8],
         key_id: &str,
     ) -> Result<()> {
-        sqlx::query(
-            "INSERT INTO channel_secrets (channel, name, ciphertext, key_id, updated_at) \
-             VALUES (?, ?, ?, ?, ?) \
-             ON CONFLICT (channel, name) DO UPDATE SET \
-             ciphertext = excluded.ciphertext, key_id = excluded.key_id, \
-             updated_at = excluded.updated_at",
-        )
-        .bind(channel)
-        .bind(name)
-        .bind(ciphertext)
-        .bind(key_id)
-        .bind(now_ms())
-        .execute(&self.writer)
-        .await?;
-        Ok(())
+        on_pool!(&self.writer, |pool, Db, dialect| {
+            sqlx::query(
+                "INSERT INTO channel_secrets (channel, name, ciphertext, key_id, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (channel, name) DO UPDATE SET \
+                 ciphertext = excluded.ciphertext, key_id = excluded.key_id, \
+                 updated_at = excluded.updated_at",
+            )
+            .bind(channel)
+            .bind(name)
+            .bind(ciphertext)
+            .bind(key_id)
+            .bind(now_ms())
+            .execute(pool)
+            .await?;
+            Ok(())
+        })
     }
 
     /// The sealed value of `channel`'s secret `name` and its key id, if it is set.
@@ -57,34 +60,40 @@ impl Store {
         name: &str,
     ) -> Result<Option<(Vec<u8>, String)>> {
         // The reader pool: deliveries read secrets, and must not queue behind the writer.
-        let row = sqlx::query_as(
-            "SELECT ciphertext, key_id FROM channel_secrets WHERE channel = ? AND name = ?",
-        )
-        .bind(channel)
-        .bind(name)
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(row)
+        on_pool!(&self.reader, |pool, Db, dialect| {
+            Ok(sqlx::query_as(
+                "SELECT ciphertext, key_id FROM channel_secrets WHERE channel = $1 AND name = $2",
+            )
+            .bind(channel)
+            .bind(name)
+            .fetch_optional(pool)
+            .await?)
+        })
     }
 
     /// Removes `channel`'s secret `name`; false when it was not set.
     pub async fn delete_channel_secret(&self, channel: &str, name: &str) -> Result<bool> {
-        let done = sqlx::query("DELETE FROM channel_secrets WHERE channel = ? AND name = ?")
-            .bind(channel)
-            .bind(name)
-            .execute(&self.writer)
-            .await?;
-        Ok(done.rows_affected() == 1)
+        on_pool!(&self.writer, |pool, Db, dialect| {
+            let done = sqlx::query("DELETE FROM channel_secrets WHERE channel = $1 AND name = $2")
+                .bind(channel)
+                .bind(name)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 
     /// Every stored secret, without values, by channel then name.
     pub async fn channel_secrets_listing(&self) -> Result<Vec<SecretInfo>> {
-        let rows: Vec<(String, String, String, i64)> = sqlx::query_as(
-            "SELECT channel, name, key_id, updated_at FROM channel_secrets \
-             ORDER BY channel, name",
-        )
-        .fetch_all(&self.reader)
-        .await?;
+        let rows: Vec<(String, String, String, i64)> =
+            on_pool!(&self.reader, |pool, Db, dialect| {
+                sqlx::query_as(
+                    "SELECT channel, name, key_id, updated_at FROM channel_secrets \
+                     ORDER BY channel, name",
+                )
+                .fetch_all(pool)
+                .await?
+            });
         Ok(rows
             .into_iter()
             .map(|(channel, name, key_id, updated_at)| SecretInfo {
@@ -104,53 +113,62 @@ impl Store {
         &self,
         mut reseal: impl FnMut(&SealedSecret) -> Result<Option<(Vec<u8>, String)>, E>,
     ) -> Result<usize, E> {
-        // IMMEDIATE takes the write lock before reading, so no other process (a running hub
-        // setting a secret) can slip a row in between the read and the writes.
-        let mut tx = self
-            .writer
-            .begin_with("BEGIN IMMEDIATE")
-            .await
-            .map_err(Error::from)?;
-        let rows: Vec<(String, String, Vec<u8>, String)> =
-            sqlx::query_as("SELECT channel, name, ciphertext, key_id FROM channel_secrets")
-                .fetch_all(&mut *tx)
+        on_pool!(&self.writer, |pool, Db, dialect| {
+            // No other process (a running hub setting a secret) may slip a row in between
+            // the read and the writes: SQLite's IMMEDIATE takes the write lock before
+            // reading; on PostgreSQL a table lock that still lets readers read.
+            let mut tx = pool
+                .begin_with(dialect.pick("BEGIN IMMEDIATE", "BEGIN"))
                 .await
                 .map_err(Error::from)?;
-        let mut changed = 0;
-        for (channel, name, ciphertext, key_id) in rows {
-            let sealed = SealedSecret {
-                channel,
-                name,
-                ciphertext,
-                key_id,
-            };
-            let Some((ciphertext, key_id)) = reseal(&sealed)? else {
-                continue;
-            };
-            sqlx::query(
-                "UPDATE channel_secrets SET ciphertext = ?, key_id = ? \
-                 WHERE channel = ? AND name = ?",
-            )
-            .bind(&ciphertext)
-            .bind(&key_id)
-            .bind(&sealed.channel)
-            .bind(&sealed.name)
-            .execute(&mut *tx)
-            .await
-            .map_err(Error::from)?;
-            changed += 1;
-        }
-        tx.commit().await.map_err(Error::from)?;
-        Ok(changed)
+            if dialect == Dialect::Postgres {
+                sqlx::query("LOCK TABLE channel_secrets IN SHARE ROW EXCLUSIVE MODE")
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(Error::from)?;
+            }
+            let rows: Vec<(String, String, Vec<u8>, String)> =
+                sqlx::query_as("SELECT channel, name, ciphertext, key_id FROM channel_secrets")
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(Error::from)?;
+            let mut changed = 0;
+            for (channel, name, ciphertext, key_id) in rows {
+                let sealed = SealedSecret {
+                    channel,
+                    name,
+                    ciphertext,
+                    key_id,
+                };
+                let Some((ciphertext, key_id)) = reseal(&sealed)? else {
+                    continue;
+                };
+                sqlx::query(
+                    "UPDATE channel_secrets SET ciphertext = $1, key_id = $2 \
+                     WHERE channel = $3 AND name = $4",
+                )
+                .bind(&ciphertext)
+                .bind(&key_id)
+                .bind(&sealed.channel)
+                .bind(&sealed.name)
+                .execute(&mut *tx)
+                .await
+                .map_err(Error::from)?;
+                changed += 1;
+            }
+            tx.commit().await.map_err(Error::from)?;
+            Ok(changed)
+        })
     }
 
     /// The key ids stored secrets are sealed under, with how many secrets use each.
     pub async fn channel_secret_key_ids(&self) -> Result<Vec<(String, i64)>> {
-        let rows = sqlx::query_as(
-            "SELECT key_id, COUNT(*) FROM channel_secrets GROUP BY key_id ORDER BY key_id",
-        )
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows)
+        on_pool!(&self.reader, |pool, Db, dialect| {
+            Ok(sqlx::query_as(
+                "SELECT key_id, COUNT(*) FROM channel_secrets GROUP BY key_id ORDER BY key_id",
+            )
+            .fetch_all(pool)
+            .await?)
+        })
     }
 }

@@ -2,6 +2,7 @@
 
 use serde::Serialize;
 
+use super::backend::on_pool;
 use super::{Result, Store, now_ms};
 use crate::crypto;
 
@@ -28,13 +29,18 @@ impl Store {
     pub async fn create_token(&self, name: &str) -> Result<NewToken> {
         let token = crypto::generate_token();
         let id = uuid::Uuid::now_v7().to_string();
-        sqlx::query("INSERT INTO api_tokens (id, name, digest, created_at) VALUES (?, ?, ?, ?)")
+        let digest = crypto::token_digest(&token);
+        on_pool!(&self.writer, |pool, Db, dialect| {
+            sqlx::query(
+                "INSERT INTO api_tokens (id, name, digest, created_at) VALUES ($1, $2, $3, $4)",
+            )
             .bind(&id)
             .bind(name)
-            .bind(crypto::token_digest(&token).as_slice())
+            .bind(digest.as_slice())
             .bind(now_ms())
-            .execute(&self.writer)
+            .execute(pool)
             .await?;
+        });
         Ok(NewToken {
             id,
             name: name.to_string(),
@@ -44,12 +50,15 @@ impl Store {
 
     /// The tokens that are not revoked.
     pub async fn active_tokens(&self) -> Result<Vec<TokenRecord>> {
-        let rows: Vec<(String, String, Vec<u8>, i64)> = sqlx::query_as(
-            "SELECT id, name, digest, created_at FROM api_tokens \
-             WHERE revoked_at IS NULL ORDER BY created_at",
-        )
-        .fetch_all(&self.writer)
-        .await?;
+        let rows: Vec<(String, String, Vec<u8>, i64)> =
+            on_pool!(&self.writer, |pool, Db, dialect| {
+                sqlx::query_as(
+                    "SELECT id, name, digest, created_at FROM api_tokens \
+                     WHERE revoked_at IS NULL ORDER BY created_at",
+                )
+                .fetch_all(pool)
+                .await?
+            });
         Ok(rows
             .into_iter()
             .map(|(id, name, digest, created_at)| TokenRecord {
@@ -63,12 +72,15 @@ impl Store {
 
     /// Revokes a token; false when there was no such active token.
     pub async fn revoke_token(&self, id: &str) -> Result<bool> {
-        let done =
-            sqlx::query("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL")
-                .bind(now_ms())
-                .bind(id)
-                .execute(&self.writer)
-                .await?;
-        Ok(done.rows_affected() == 1)
+        on_pool!(&self.writer, |pool, Db, dialect| {
+            let done = sqlx::query(
+                "UPDATE api_tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL",
+            )
+            .bind(now_ms())
+            .bind(id)
+            .execute(pool)
+            .await?;
+            Ok(done.rows_affected() == 1)
+        })
     }
 }

@@ -1,0 +1,168 @@
+//! The two databases behind [`Store`](super::Store): the pools, connecting and migrating,
+//! and the [`on_pool!`] macro that runs one query body on whichever pool it is given.
+//!
+//! Most statements are the same text on both: they are written once with `$1, $2, ...`
+//! placeholders, which sqlx's SQLite driver binds by number just as PostgreSQL does. Where
+//! the dialects differ (locks, `SKIP LOCKED`, JSON functions), the body picks the text with
+//! [`Dialect::pick`], so both versions sit side by side.
+
+use std::collections::HashSet;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::migrate::{Migrate, Migrator};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+
+use super::{Error, Result};
+
+static SQLITE_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// A connection pool of either database. Cheap to clone.
+#[derive(Clone)]
+pub(super) enum Pool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// Which SQL dialect a query body is running for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// The statement for this dialect, where the two differ.
+    pub(super) fn pick(self, sqlite: &'static str, postgres: &'static str) -> &'static str {
+        match self {
+            Dialect::Sqlite => sqlite,
+            Dialect::Postgres => postgres,
+        }
+    }
+}
+
+/// Runs `$body` with `$conn` bound to the pool inside `$pool` (a `&Pool`), `$Db` to its
+/// sqlx database type (for `QueryBuilder::<$Db>`) and `$dialect` to its [`Dialect`]. The
+/// body is compiled once per database, so one text serves both wherever the SQL agrees.
+macro_rules! on_pool {
+    ($pool:expr, |$conn:ident, $Db:ident, $dialect:ident| $body:expr) => {
+        match $pool {
+            $crate::store::backend::Pool::Sqlite($conn) => {
+                #[allow(dead_code)]
+                type $Db = ::sqlx::Sqlite;
+                #[allow(unused_variables)]
+                let $dialect = $crate::store::backend::Dialect::Sqlite;
+                $body
+            }
+            $crate::store::backend::Pool::Postgres($conn) => {
+                #[allow(dead_code)]
+                type $Db = ::sqlx::Postgres;
+                #[allow(unused_variables)]
+                let $dialect = $crate::store::backend::Dialect::Postgres;
+                $body
+            }
+        }
+    };
+}
+pub(super) use on_pool;
+
+/// One migration `switchyard migrate` applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppliedMigration {
+    pub version: i64,
+    pub description: String,
+}
+
+/// The writer and reader pools for `url`, not yet migrated. For SQLite they are two pools
+/// (one writing connection, several read-only ones); for PostgreSQL one pool serves both.
+pub(super) async fn connect(url: &str) -> Result<(Pool, Pool)> {
+    if url.starts_with("sqlite://") {
+        let (writer, reader) = connect_sqlite(url).await?;
+        Ok((Pool::Sqlite(writer), Pool::Sqlite(reader)))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        let pool = PgPoolOptions::new()
+            // Every process keeps its accept, routing, leasing and recording tasks apart
+            // on their own connections; the API's reads share the rest.
+            .max_connections(16)
+            // Not the NOTICEs of `IF NOT EXISTS` and the like: warnings and errors only.
+            .connect_with(
+                PgConnectOptions::from_str(url)?.options([("client_min_messages", "warning")]),
+            )
+            .await?;
+        Ok((Pool::Postgres(pool.clone()), Pool::Postgres(pool)))
+    } else {
+        Err(Error::Url(url.to_string()))
+    }
+}
+
+async fn connect_sqlite(url: &str) -> Result<(SqlitePool, SqlitePool)> {
+    let path = url.strip_prefix("sqlite://").unwrap_or(url);
+    if let Some(dir) = Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(dir).map_err(|source| Error::DataDir {
+            path: dir.display().to_string(),
+            source,
+        })?;
+    }
+    let options = SqliteConnectOptions::from_str(url)?
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        // With WAL, NORMAL survives a crash of the process (kill -9): a commit is in the
+        // WAL before it returns. Only a power loss can take the last commits.
+        .synchronous(SqliteSynchronous::Normal)
+        .busy_timeout(Duration::from_secs(10))
+        // 16 MiB of page cache. Larger caches cost more at every commit (SQLite walks
+        // the cache when a transaction ends), and commits are frequent here.
+        .pragma("cache_size", "-16384")
+        .pragma("temp_store", "memory");
+    // One writer: SQLite serialises writers anyway, and one connection lets the
+    // pipeline's batches queue in memory instead of on the database lock.
+    let writer = SqlitePoolOptions::new()
+        .max_connections(1)
+        .connect_with(options.clone())
+        .await?;
+    // The read-only pool opens lazily: its first connection must find the schema the
+    // writer is about to migrate.
+    let reader = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_lazy_with(options.read_only(true));
+    Ok((writer, reader))
+}
+
+/// Brings the schema up to date; returns the migrations that were not applied before.
+/// Both drivers take a database lock while migrating, so processes starting together do
+/// not apply a migration twice.
+pub(super) async fn migrate(pool: &Pool) -> Result<Vec<AppliedMigration>> {
+    on_pool!(pool, |conn, Db, dialect| {
+        let migrator = match dialect {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        };
+        let before: HashSet<i64> = {
+            let mut connection = conn.acquire().await?;
+            connection.ensure_migrations_table().await?;
+            connection
+                .list_applied_migrations()
+                .await?
+                .into_iter()
+                .map(|m| m.version)
+                .collect()
+        };
+        migrator.run(conn).await?;
+        Ok(migrator
+            .iter()
+            .filter(|m| m.migration_type.is_up_migration() && !before.contains(&m.version))
+            .map(|m| AppliedMigration {
+                version: m.version,
+                description: m.description.to_string(),
+            })
+            .collect())
+    })
+}
