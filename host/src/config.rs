@@ -13,6 +13,7 @@
 //!                                           # SWITCHYARD_MASTER_KEY holds the key itself
 //! store:
 //!   url: sqlite://.switchyard/switchyard.db   # default sqlite://<data_dir>/switchyard.db
+//!   retention: 30d         # delete settled notifications older than this; default: keep all
 //! api:
 //!   max_body_bytes: 1048576
 //!   idempotency_window: 24h
@@ -35,6 +36,21 @@
 //!   sessions: memory           # or a redis:// URL, so several processes share sessions
 //!   idle_timeout: 30m
 //!   absolute_timeout: 8h
+//! roles: [api, router, worker] # the parts of the flow this process runs (`serve --roles`)
+//! stream:                      # where accepted notifications go
+//!   url: embedded              # the store itself; or kafka://host:9092[,host:9092]
+//!   topic: switchyard.notifications
+//!   partitions: 12             # used when the topic is created
+//!   group: switchyard-router   # the routers' consumer group
+//! queues:                      # where deliveries wait for their channel's workers
+//!   url: embedded              # the store itself; or amqp://user:password@host:5672/%2f
+//!   type: quorum               # or classic
+//!   prefetch: 256              # unacknowledged deliveries per channel per worker
+//!   delivery_limit: 5          # hand-outs of one message before it is dead-lettered
+//!   prefix: switchyard         # queue names: <prefix>.<channel>, <prefix>.<channel>.dead
+//! redis:
+//!   url: ~                     # redis://host:6379: rate limits and the idempotency window
+//!                              # shared by every process; required with a Kafka stream
 //! ```
 //!
 //! Each setting can be overridden by an environment variable named after its path, upper
@@ -47,6 +63,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+pub use crate::bus::QueueType;
+use crate::bus::{KafkaSettings, QueueBackend, RabbitSettings, StreamBackend};
 use crate::runtime::{FetchPolicy, RuntimeConfig};
 use crate::yaml::{self, Fields, Node, Problem};
 
@@ -54,6 +72,10 @@ use crate::yaml::{self, Fields, Node, Problem};
 pub const DEFAULT_FILE: &str = "switchyard.yaml";
 /// The prefix of the environment variables that override settings.
 pub const ENV_PREFIX: &str = "SWITCHYARD_";
+/// The value of `stream.url` and `queues.url` that keeps them in the store.
+pub const EMBEDDED: &str = "embedded";
+/// How long start-up waits for a broker before it stops with an error.
+const BROKER_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Environment variables with the prefix that are not settings.
 const ENV_NOT_SETTINGS: &[&str] = &[
     // Names the file; the caller reads it.
@@ -63,6 +85,12 @@ const ENV_NOT_SETTINGS: &[&str] = &[
     "SWITCHYARD_TEST_PLUGINS",
     "SWITCHYARD_TEST_PYTHON",
     "SWITCHYARD_PYTHON_VENV",
+    // The RabbitMQ the integration tests use.
+    "SWITCHYARD_TEST_RABBITMQ",
+    // The PostgreSQL the store's tests create their databases on.
+    "SWITCHYARD_TEST_POSTGRES",
+    // The test command's Kafka-compatible broker, for the Kafka stream's tests.
+    "SWITCHYARD_TEST_KAFKA",
     // The vault's master key itself, which the vault reads so that it never sits in a
     // `Config`.
     crate::vault::MASTER_KEY_ENV,
@@ -97,6 +125,107 @@ pub struct Config {
     pub admin: AdminConfig,
     /// The WebSocket front door.
     pub ws: WsConfig,
+    /// The parts of the flow this process runs.
+    pub roles: Roles,
+    /// The stream of accepted notifications.
+    pub stream: StreamConfig,
+    /// The delivery queues.
+    pub queues: QueuesConfig,
+    /// Redis, for what several processes must share.
+    pub redis: RedisConfig,
+}
+
+/// The parts of the flow one process runs. Several processes on the same store and brokers
+/// split the work by role, or each runs all three.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Roles {
+    /// The front doors: REST, webhooks, WebSocket, GraphQL, and the admin console.
+    pub api: bool,
+    /// Reads the stream and puts deliveries on their channels' queues.
+    pub router: bool,
+    /// Takes deliveries off the queues and calls the channel plugins.
+    pub worker: bool,
+}
+
+impl Roles {
+    pub const ALL: Roles = Roles {
+        api: true,
+        router: true,
+        worker: true,
+    };
+
+    /// Parses `api,router,worker` (any non-empty subset, any order).
+    pub fn parse(names: &[String]) -> Result<Roles, String> {
+        let mut roles = Roles {
+            api: false,
+            router: false,
+            worker: false,
+        };
+        for name in names {
+            match name.as_str() {
+                "api" => roles.api = true,
+                "router" => roles.router = true,
+                "worker" => roles.worker = true,
+                other => {
+                    return Err(format!(
+                        "unknown role `{other}`; the roles are api, router and worker"
+                    ));
+                }
+            }
+        }
+        if roles
+            == (Roles {
+                api: false,
+                router: false,
+                worker: false,
+            })
+        {
+            return Err("name at least one role: api, router or worker".into());
+        }
+        Ok(roles)
+    }
+}
+
+impl std::fmt::Display for Roles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = [
+            (self.api, "api"),
+            (self.router, "router"),
+            (self.worker, "worker"),
+        ]
+        .into_iter()
+        .filter_map(|(on, name)| on.then_some(name))
+        .collect();
+        f.write_str(&names.join(","))
+    }
+}
+
+/// The `stream` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StreamConfig {
+    /// `embedded` or `kafka://host:port[,host:port]`.
+    pub url: String,
+    pub topic: String,
+    pub partitions: i32,
+    pub group: String,
+}
+
+/// The `queues` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QueuesConfig {
+    /// `embedded` or an `amqp://` URL.
+    pub url: String,
+    pub queue_type: QueueType,
+    pub prefetch: u16,
+    pub delivery_limit: u32,
+    pub prefix: String,
+}
+
+/// The `redis` section.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RedisConfig {
+    /// A `redis://` URL, or `None` when every process keeps its own limits.
+    pub url: Option<String>,
 }
 
 /// The `ws` section.
@@ -130,6 +259,9 @@ pub struct StoreConfig {
     /// A `sqlite://` or `postgres://` URL; `None` means the SQLite file in the data dir.
     /// See [`Config::store_url`].
     pub url: Option<String>,
+    /// How long notifications are kept once all their deliveries are delivered or dead;
+    /// `None` keeps them forever. See `store::retention`.
+    pub retention: Option<Duration>,
 }
 
 /// The `api` section.
@@ -203,6 +335,21 @@ impl Default for Config {
                 idle_timeout: Duration::from_secs(30 * 60),
                 absolute_timeout: Duration::from_secs(8 * 3600),
             },
+            roles: Roles::ALL,
+            stream: StreamConfig {
+                url: EMBEDDED.to_owned(),
+                topic: "switchyard.notifications".to_owned(),
+                partitions: 12,
+                group: "switchyard-router".to_owned(),
+            },
+            queues: QueuesConfig {
+                url: EMBEDDED.to_owned(),
+                queue_type: QueueType::Quorum,
+                prefetch: 256,
+                delivery_limit: 5,
+                prefix: "switchyard".to_owned(),
+            },
+            redis: RedisConfig::default(),
         }
     }
 }
@@ -253,6 +400,9 @@ impl Config {
         }
         problems.extend(config.apply_env(env));
         if problems.is_empty() {
+            problems.extend(config.cross_check());
+        }
+        if problems.is_empty() {
             Ok(config)
         } else {
             Err(ConfigError::Invalid(problems))
@@ -263,11 +413,17 @@ impl Config {
     pub fn from_yaml(text: &str, origin: &str) -> Result<Config> {
         let mut config = Config::default();
         let problems = config.apply_yaml(text);
+        if !problems.is_empty() {
+            return Err(ConfigError::Invalid(
+                problems.iter().map(|p| p.render(origin)).collect(),
+            ));
+        }
+        let problems = config.cross_check();
         if problems.is_empty() {
             Ok(config)
         } else {
             Err(ConfigError::Invalid(
-                problems.iter().map(|p| p.render(origin)).collect(),
+                problems.iter().map(|p| format!("{origin}: {p}")).collect(),
             ))
         }
     }
@@ -291,6 +447,48 @@ impl Config {
         self.store.url.clone().unwrap_or_else(|| {
             format!("sqlite://{}", self.data_dir.join("switchyard.db").display())
         })
+    }
+
+    /// The stream backend `stream` names.
+    pub fn stream_backend(&self) -> StreamBackend {
+        match self.stream.url.strip_prefix("kafka://") {
+            None => StreamBackend::Embedded,
+            Some(brokers) => StreamBackend::Kafka(KafkaSettings {
+                brokers: brokers.trim_end_matches('/').to_owned(),
+                topic: self.stream.topic.clone(),
+                partitions: self.stream.partitions,
+                group: self.stream.group.clone(),
+                connect_timeout: BROKER_CONNECT_TIMEOUT,
+            }),
+        }
+    }
+
+    /// The queue backend `queues` names.
+    pub fn queue_backend(&self) -> QueueBackend {
+        if self.queues.url == EMBEDDED {
+            return QueueBackend::Embedded;
+        }
+        QueueBackend::Rabbit(RabbitSettings {
+            url: self.queues.url.clone(),
+            queue_type: self.queues.queue_type,
+            prefetch: self.queues.prefetch,
+            delivery_limit: self.queues.delivery_limit,
+            prefix: self.queues.prefix.clone(),
+            connect_timeout: BROKER_CONNECT_TIMEOUT,
+        })
+    }
+
+    /// Settings that are each fine alone but not together.
+    fn cross_check(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        if self.stream_backend() != StreamBackend::Embedded && self.redis.url.is_none() {
+            problems.push(
+                "stream.url names Kafka, so set redis.url too: with a Kafka stream the \
+                 idempotency window is kept in Redis, where every process sees it"
+                    .to_owned(),
+            );
+        }
+        problems
     }
 
     /// The base of URLs the hub prints: `public_url` without a trailing `/`, or
@@ -452,6 +650,17 @@ const SETTINGS: &[Setting] = &[
         },
     },
     Setting {
+        key: "store.retention",
+        apply: |c, n| {
+            c.store.retention = if n.is_null() {
+                None
+            } else {
+                Some(duration(n)?)
+            };
+            Ok(())
+        },
+    },
+    Setting {
         key: "api.max_body_bytes",
         apply: |c, n| {
             c.api.max_body_bytes = integer(n, 1)?;
@@ -573,6 +782,108 @@ const SETTINGS: &[Setting] = &[
         key: "admin.absolute_timeout",
         apply: |c, n| {
             c.admin.absolute_timeout = duration(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "roles",
+        apply: |c, n| {
+            c.roles = Roles::parse(&string_list(n)?)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "stream.url",
+        apply: |c, n| {
+            let value = string(n)?;
+            let brokers = value.strip_prefix("kafka://");
+            if value != EMBEDDED && brokers.is_none_or(|b| b.trim_matches('/').is_empty()) {
+                return Err(format!(
+                    "expected `embedded` or kafka://host:port[,host:port], found `{value}`"
+                ));
+            }
+            c.stream.url = value;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "stream.topic",
+        apply: |c, n| {
+            c.stream.topic = string(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "stream.partitions",
+        apply: |c, n| {
+            c.stream.partitions = integer(n, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "stream.group",
+        apply: |c, n| {
+            c.stream.group = string(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "queues.url",
+        apply: |c, n| {
+            let value = string(n)?;
+            if value != EMBEDDED && !value.starts_with("amqp://") && !value.starts_with("amqps://")
+            {
+                return Err(format!(
+                    "expected `embedded` or an amqp:// URL, found `{value}`"
+                ));
+            }
+            c.queues.url = value;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "queues.type",
+        apply: |c, n| {
+            c.queues.queue_type = match string(n)?.as_str() {
+                "quorum" => QueueType::Quorum,
+                "classic" => QueueType::Classic,
+                other => return Err(format!("expected quorum or classic, found `{other}`")),
+            };
+            Ok(())
+        },
+    },
+    Setting {
+        key: "queues.prefetch",
+        apply: |c, n| {
+            c.queues.prefetch = integer(n, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "queues.delivery_limit",
+        apply: |c, n| {
+            c.queues.delivery_limit = integer(n, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "queues.prefix",
+        apply: |c, n| {
+            c.queues.prefix = string(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "redis.url",
+        apply: |c, n| {
+            let value = optional_string(n)?;
+            if let Some(url) = &value
+                && !url.starts_with("redis://")
+                && !url.starts_with("rediss://")
+            {
+                return Err(format!("expected a redis:// URL, found `{url}`"));
+            }
+            c.redis.url = value;
             Ok(())
         },
     },
@@ -789,6 +1100,83 @@ mod tests {
     }
 
     #[test]
+    fn brokers_and_roles_are_chosen_each_on_its_own() {
+        let config = Config::from_yaml("", "switchyard.yaml").unwrap();
+        assert_eq!(config.roles, Roles::ALL);
+        assert_eq!(config.stream_backend(), StreamBackend::Embedded);
+        assert_eq!(config.queue_backend(), QueueBackend::Embedded);
+
+        let config = Config::from_yaml(
+            "roles: [api, worker]\nstream:\n  url: kafka://k1:9092,k2:9092\n  topic: events\n\
+             queues:\n  url: amqp://user:pw@rabbit:5672/%2f\n  type: classic\n  prefetch: 10\n\
+             redis:\n  url: redis://cache:6379\n",
+            "switchyard.yaml",
+        )
+        .unwrap();
+        assert_eq!(
+            config.roles,
+            Roles {
+                api: true,
+                router: false,
+                worker: true
+            }
+        );
+        let StreamBackend::Kafka(kafka) = config.stream_backend() else {
+            panic!("Kafka was chosen");
+        };
+        assert_eq!(kafka.brokers, "k1:9092,k2:9092");
+        assert_eq!(kafka.topic, "events");
+        let QueueBackend::Rabbit(rabbit) = config.queue_backend() else {
+            panic!("RabbitMQ was chosen");
+        };
+        assert_eq!(rabbit.queue_type, QueueType::Classic);
+        assert_eq!(rabbit.prefetch, 10);
+
+        // RabbitMQ alone, with the embedded stream and the SQLite store.
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "");
+        let config = Config::load(
+            Some(&path),
+            env(&[
+                ("SWITCHYARD_QUEUES__URL", "amqp://127.0.0.1:5672/%2f"),
+                ("SWITCHYARD_ROLES", "router,worker"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.stream_backend(), StreamBackend::Embedded);
+        assert!(matches!(config.queue_backend(), QueueBackend::Rabbit(_)));
+        assert_eq!(config.roles.to_string(), "router,worker");
+    }
+
+    #[test]
+    fn broker_mistakes_are_refused_with_the_reason() {
+        let problems = invalid(
+            Config::from_yaml(
+                "roles: [api, cook]\nstream:\n  url: kafka:/k1\nqueues:\n  type: mirrored\n\
+                 redis:\n  url: localhost:6379\n",
+                "switchyard.yaml",
+            )
+            .unwrap_err(),
+        );
+        assert_eq!(
+            problems,
+            [
+                "switchyard.yaml:1:8: unknown role `cook`; the roles are api, router and worker",
+                "switchyard.yaml:3:8: expected `embedded` or kafka://host:port[,host:port], found `kafka:/k1`",
+                "switchyard.yaml:5:9: expected quorum or classic, found `mirrored`",
+                "switchyard.yaml:7:8: expected a redis:// URL, found `localhost:6379`",
+            ]
+        );
+        let problems = invalid(
+            Config::from_yaml("stream:\n  url: kafka://k1:9092\n", "switchyard.yaml").unwrap_err(),
+        );
+        assert!(
+            problems[0].contains("stream.url names Kafka, so set redis.url too"),
+            "{problems:?}"
+        );
+    }
+
+    #[test]
     fn type_errors_in_the_file() {
         let problems = invalid(
             Config::from_yaml(
@@ -860,6 +1248,36 @@ mod tests {
         assert_eq!(
             config.master_key_path(),
             Path::new("/run/secrets/master.key")
+        );
+    }
+
+    #[test]
+    fn store_retention_is_a_duration_and_keeps_everything_by_default() {
+        assert_eq!(Config::default().store.retention, None);
+        let config = Config::from_yaml("store:\n  retention: 30d\n", "switchyard.yaml").unwrap();
+        assert_eq!(
+            config.store.retention,
+            Some(Duration::from_secs(30 * 24 * 3600))
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(&dir, "");
+        let config = Config::load(
+            Some(&path),
+            env(&[
+                ("SWITCHYARD_STORE__RETENTION", "12h"),
+                ("SWITCHYARD_TEST_POSTGRES", "postgres://not-a-setting"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.store.retention, Some(Duration::from_secs(12 * 3600)));
+        let problems = invalid(
+            Config::from_yaml("store:\n  retention: forever\n", "switchyard.yaml").unwrap_err(),
+        );
+        assert_eq!(problems.len(), 1, "{problems:#?}");
+        assert!(
+            problems[0].starts_with("switchyard.yaml:2:14: invalid duration"),
+            "{}",
+            problems[0]
         );
     }
 

@@ -10,6 +10,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod bus;
 pub mod config;
 pub mod crypto;
 pub mod delivery;

@@ -31,6 +31,19 @@ enum Command {
     Serve {
         #[command(flatten)]
         config: ConfigArg,
+        /// Runs only these parts of the flow, comma-separated: api, router, worker.
+        /// Overrides `roles` in the config. Default: all three.
+        #[arg(long, value_delimiter = ',', value_name = "ROLES")]
+        roles: Option<Vec<String>>,
+    },
+    /// Brings the store's schema up to date and says which migrations it applied. `serve`
+    /// does this too at every start; this is for deploys that migrate first.
+    Migrate {
+        /// The store (`sqlite://PATH`, `postgres://...`); default: the configured one.
+        #[arg(long, value_name = "URL")]
+        store: Option<String>,
+        #[command(flatten)]
+        config: ConfigArg,
     },
     /// Measures the whole pipeline: sends N notifications through a real hub to a local
     /// receiver and reports throughput, latency and memory.
@@ -197,9 +210,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()?;
     match cli.command {
-        Command::Serve { config } => {
-            let config = config.load()?;
+        Command::Serve { config, roles } => {
+            let mut config = config.load()?;
+            if let Some(roles) = roles {
+                config.roles = switchyard::config::Roles::parse(&roles)
+                    .map_err(|reason| anyhow::anyhow!("--roles: {reason}"))?;
+            }
             tokio.block_on(switchyard::server::serve(config))?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Migrate { store, config } => {
+            let url = match store {
+                Some(url) => url,
+                None => config.load()?.store_url(),
+            };
+            let applied = tokio
+                .block_on(Store::migrate(&url))
+                .with_context(|| format!("could not migrate the store at {}", redact(&url)))?;
+            if applied.is_empty() {
+                println!("The store at {} is up to date.", redact(&url));
+            } else {
+                println!("Applied to the store at {}:", redact(&url));
+                for migration in &applied {
+                    println!("  {} {}", migration.version, migration.description);
+                }
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Bench(args) => {
@@ -284,6 +319,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
+    }
+}
+
+/// `url` without its password, if it has one, so it can be printed.
+fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
     }
 }
 

@@ -60,12 +60,18 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
 
     let console = Console::open(&config.admin, Clock::system()).await?;
     let hub = Hub::start(config).await?;
-    let first_token = if hub.tokens.is_empty() {
+    // Only the api role makes the first token and admin: several processes starting at
+    // once on one store would otherwise each make one.
+    let first_token = if hub.config.roles.api && hub.tokens.is_empty() {
         Some(hub.tokens.create("default").await?)
     } else {
         None
     };
-    let first_admin = first_admin(&hub).await?;
+    let first_admin = if hub.config.roles.api {
+        first_admin(&hub).await?
+    } else {
+        None
+    };
 
     let app = app(hub.clone(), metrics, public_url.clone(), console);
     print_banner(
@@ -116,16 +122,20 @@ pub fn app(
         // The component plus the multipart framing and the form's other fields.
         upload: hub.config.plugins.max_upload_bytes + 64 * 1024,
     };
-    let routes = Route::new()
-        .nest("/", api)
-        .nest("/admin", admin::routes())
-        .at("/ws", crate::ingress::ws::open)
-        .nest("/graphql", crate::ingress::graphql::routes(hub.clone()))
-        .at("/openapi.json", spec)
-        .nest("/docs", docs)
+    let mut routes = Route::new()
         .at("/metrics", make_sync(move |_| metrics.render()))
         .at("/healthz", healthz)
         .at("/readyz", readyz);
+    // A process without the api role (a router or worker) answers only its health checks.
+    if hub.config.roles.api {
+        routes = routes
+            .nest("/", api)
+            .nest("/admin", admin::routes())
+            .at("/ws", crate::ingress::ws::open)
+            .nest("/graphql", crate::ingress::graphql::routes(hub.clone()))
+            .at("/openapi.json", spec)
+            .nest("/docs", docs);
+    }
     admin::with_sessions(routes, console.sessions)
         .around(move |endpoint, request| limit_body(endpoint, request, limits))
         .data(hub)
@@ -183,11 +193,18 @@ fn healthz() -> &'static str {
 /// Ready when the store answers.
 #[handler]
 async fn readyz(hub: Data<&Arc<Hub>>) -> Response {
-    match tokio::time::timeout(Duration::from_secs(2), hub.store.ping()).await {
-        Ok(Ok(())) => "ready".into_response(),
-        _ => (
+    let unready = async {
+        if hub.store.ping().await.is_err() {
+            return Some("the store is not answering".to_owned());
+        }
+        hub.bus.unready().await
+    };
+    match tokio::time::timeout(Duration::from_secs(2), unready).await {
+        Ok(None) => "ready".into_response(),
+        Ok(Some(reason)) => (StatusCode::SERVICE_UNAVAILABLE, reason).into_response(),
+        Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            "the store is not answering",
+            "the store or a broker did not answer within 2s",
         )
             .into_response(),
     }
@@ -233,6 +250,13 @@ fn print_banner(hub: &Hub, url: &str, first_token: Option<&str>, first_admin: Op
     println!("  GraphQL      {url}/graphql");
     println!("  Metrics      {url}/metrics");
     println!("  Data         {}", hub.config.data_dir.display());
+    println!(
+        "  Roles        {} (store {}, stream {}, queues {})",
+        hub.config.roles,
+        crate::bus::redacted(&hub.config.store_url()),
+        crate::bus::redacted(&hub.config.stream.url),
+        crate::bus::redacted(&hub.config.queues.url),
+    );
     println!(
         "  Routes       {} ({} channels, {} routes; edits reload automatically)",
         hub.routes.path().display(),

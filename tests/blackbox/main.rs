@@ -6,12 +6,15 @@
 
 mod admin;
 mod bad_input;
+mod brokers;
 mod browser;
 mod crash;
 mod delivery;
+mod deploy;
 mod graphql;
 mod hooks;
 mod idempotency;
+mod nginx;
 mod ops;
 mod reload;
 mod retries;

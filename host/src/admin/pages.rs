@@ -313,7 +313,7 @@ pub async fn replay(
     if let Err(refusal) = admin.authorize(session, form.csrf_token.as_deref()) {
         return refusal;
     }
-    match admin.hub.store.replay(&delivery_id).await {
+    match admin.hub.replay(&delivery_id).await {
         Ok(Some(channel)) => done(
             session,
             "/admin",

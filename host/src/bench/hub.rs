@@ -36,10 +36,12 @@ pub fn passed_through_env() -> Vec<(String, String)> {
         .collect()
 }
 
-/// The hub's settings: everything in `dir`, listening on `listen`.
+/// The hub's settings: everything in `dir` (the store too, unless `store` names one),
+/// listening on `listen`.
 struct Settings<'a> {
     exe: PathBuf,
     dir: &'a Path,
+    store: Option<&'a str>,
     listen: String,
 }
 
@@ -60,6 +62,9 @@ impl Settings<'_> {
             .env("SWITCHYARD_LISTEN", &self.listen)
             // The receiver is on 127.0.0.1, which plugins may not reach by default.
             .env("SWITCHYARD_PLUGINS__ALLOW_LOOPBACK", "true");
+        if let Some(store) = self.store {
+            command.env("SWITCHYARD_STORE__URL", store);
+        }
         command
     }
 }
@@ -78,11 +83,16 @@ pub struct HubProcess {
 
 impl HubProcess {
     /// Creates a token in a fresh store in `dir` (whose `routes.yaml` is already written),
-    /// starts the hub there, and waits until it is ready.
-    pub async fn start(dir: &Path, client: &reqwest::Client) -> anyhow::Result<HubProcess> {
+    /// or in `store` when given, starts the hub there, and waits until it is ready.
+    pub async fn start(
+        dir: &Path,
+        store: Option<&str>,
+        client: &reqwest::Client,
+    ) -> anyhow::Result<HubProcess> {
         let settings = Settings {
             exe: std::env::current_exe().context("cannot find this program's own binary")?,
             dir,
+            store,
             listen: format!("127.0.0.1:{}", free_port()?),
         };
 

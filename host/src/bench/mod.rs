@@ -103,6 +103,11 @@ pub struct BenchArgs {
     /// Keep the temporary data dir (store, routes, hub log) and print where it is.
     #[arg(long)]
     pub keep: bool,
+    /// The hub's store (`postgres://...`, or `sqlite://PATH`); default: a fresh SQLite
+    /// file in the temporary data dir. Give it an empty database: the bench counts on
+    /// nothing else being in it.
+    #[arg(long, value_name = "URL")]
+    pub store: Option<String>,
 }
 
 /// Runs the bench and prints its report. Fails if not every notification was delivered
@@ -145,7 +150,7 @@ async fn bench(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(60))
         .build()?;
     eprintln!("Starting the hub in {} ...", dir.display());
-    let mut hub = HubProcess::start(dir, &client).await?;
+    let mut hub = HubProcess::start(dir, args.store.as_deref(), &client).await?;
 
     let outcome = drive(args, &client, &mut hub, &ledger).await;
     let hub_peak_rss = hub::peak_rss(Some(hub.pid()));

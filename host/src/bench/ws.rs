@@ -61,7 +61,7 @@ pub async fn run(args: WsBenchArgs) -> anyhow::Result<()> {
     std::fs::write(dir.path().join("routes.yaml"), ROUTES)?;
     let client = reqwest::Client::builder().no_proxy().build()?;
     eprintln!("Starting the hub in {} ...", dir.path().display());
-    let hub = HubProcess::start(dir.path(), &client).await?;
+    let hub = HubProcess::start(dir.path(), None, &client).await?;
     let url = format!("{}/ws", hub.url.replacen("http://", "ws://", 1));
     let result = phases(&args, &url, &hub).await;
     let log = hub.log.clone();

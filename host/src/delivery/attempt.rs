@@ -26,8 +26,7 @@ pub(super) async fn run(
     let Some(spec) = table.channel(&channel) else {
         // Kept, not dead-lettered: the channel may come back with the next routes file.
         tracing::warn!(%channel, delivery = %job.delivery_id, "channel is no longer in the routes file; the delivery waits for it");
-        let later = store::now_ms() + CHANNEL_GONE_BACKOFF.as_millis() as i64;
-        let _ = shared.store.release(&[job.delivery_id], later).await;
+        job.put_back(&shared.store, CHANNEL_GONE_BACKOFF).await;
         return;
     };
     let attempt = job.attempts + 1;
@@ -54,8 +53,7 @@ pub(super) async fn run(
 
     if let Err(Failure::Call(CallError::Busy { .. })) = &result {
         // Not an attempt: the plugin never ran.
-        let later = store::now_ms() + BUSY_BACKOFF.as_millis() as i64;
-        let _ = shared.store.release(&[job.delivery_id], later).await;
+        job.put_back(&shared.store, BUSY_BACKOFF).await;
         return;
     }
 
@@ -89,7 +87,7 @@ pub(super) async fn run(
             .to_owned(),
         });
     }
-    shared.recorder.record(&channel, record).await;
+    shared.recorder.record(&channel, record, job.held).await;
 }
 
 enum Failure {
@@ -195,6 +193,7 @@ mod tests {
                 idempotency_key: None,
                 created_at: 0,
             }),
+            held: super::super::Held::Store,
         }
     }
 

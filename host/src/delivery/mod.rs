@@ -13,6 +13,7 @@
 
 mod attempt;
 mod poller;
+mod queue_feed;
 mod recorder;
 pub mod websocket;
 
@@ -26,6 +27,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::bus::rabbit;
 use crate::events::Events;
 use crate::plugins::Plugins;
 use crate::routing::{ChannelSpec, LiveRoutes, RateLimit, RouteTable, SecretSource};
@@ -34,6 +36,7 @@ use crate::store::{self, Store};
 use crate::vault::Vault;
 
 pub use poller::run_poller;
+pub use queue_feed::run_queue_feed;
 pub use recorder::Recorder;
 
 /// How many deliveries a lane holds in memory. Beyond that they wait in the store.
@@ -49,10 +52,12 @@ pub struct DeliverySettings {
     pub concurrency: u32,
     /// How long a process may hold a delivery before the store hands it out again.
     pub lease: Duration,
+    /// Where rate limits are counted across processes; `None` counts them per process.
+    pub shared_limits: Option<crate::bus::shared::Shared>,
 }
 
 /// One delivery on its way to a channel.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Job {
     pub delivery_id: String,
     /// Attempts made so far.
@@ -60,6 +65,62 @@ pub struct Job {
     /// Attempts made before the last replay: the retry schedule counts from here.
     pub retry_base: u32,
     pub notification: Arc<store::Notification>,
+    /// Where the delivery waits while this process works on it.
+    pub held: Held,
+}
+
+/// Where a delivery in hand came from, and so how it is settled once its attempt is
+/// recorded, or handed back when it is not attempted.
+pub enum Held {
+    /// Leased from the store's queue: the attempt record itself settles it.
+    Store,
+    /// Taken from a RabbitMQ queue: acked, sent to a delay queue or dead-lettered after
+    /// the record is written.
+    Queue(Box<rabbit::Leased>),
+}
+
+impl std::fmt::Debug for Held {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Held::Store => "Store",
+            Held::Queue(_) => "Queue",
+        })
+    }
+}
+
+impl Job {
+    /// A job for a delivery taken from a RabbitMQ queue.
+    pub fn from_queue(leased: rabbit::Leased) -> Job {
+        let delivery = &leased.delivery;
+        Job {
+            delivery_id: delivery.delivery_id.clone(),
+            attempts: delivery.attempts,
+            retry_base: delivery.retry_base,
+            notification: Arc::new(delivery.notification.clone()),
+            held: Held::Queue(Box::new(leased)),
+        }
+    }
+
+    /// Hands the delivery back unattempted, due again after `after`.
+    async fn put_back(self, store: &Store, after: Duration) {
+        let result = match self.held {
+            Held::Store => {
+                let at = store::now_ms() + after.as_millis() as i64;
+                store
+                    .release(&[self.delivery_id], at)
+                    .await
+                    .map_err(|e| e.to_string())
+            }
+            Held::Queue(leased) if after.is_zero() => {
+                leased.give_back().await.map_err(|e| e.to_string())
+            }
+            Held::Queue(leased) => leased.retry_in(after).await.map_err(|e| e.to_string()),
+        };
+        if let Err(error) = result {
+            // Nothing is lost: the store's lease runs out, or the broker redelivers.
+            tracing::warn!(%error, "could not hand a delivery back; it returns when its lease ends");
+        }
+    }
 }
 
 /// Everything an attempt needs, shared by all lanes.
@@ -140,6 +201,7 @@ impl Lanes {
             channel: channel.to_string(),
             shared: self.shared.clone(),
             default_concurrency: self.settings.concurrency,
+            shared_limits: self.settings.shared_limits.clone(),
             stop: self.stop.clone(),
         };
         self.lane_tasks.spawn(lane.run(receiver));
@@ -188,14 +250,37 @@ struct Lane {
     channel: String,
     shared: Arc<Shared>,
     default_concurrency: u32,
+    shared_limits: Option<crate::bus::shared::Shared>,
     stop: CancellationToken,
+}
+
+/// A channel's rate limit, counted in this process or across all of them.
+enum Pace {
+    Local(RateLimit, DefaultDirectRateLimiter),
+    Shared(crate::bus::shared::SharedLimiter),
+}
+
+impl Pace {
+    fn limit(&self) -> &RateLimit {
+        match self {
+            Pace::Local(limit, _) => limit,
+            Pace::Shared(limiter) => limiter.limit(),
+        }
+    }
+
+    async fn until_ready(&mut self) {
+        match self {
+            Pace::Local(_, limiter) => limiter.until_ready().await,
+            Pace::Shared(limiter) => limiter.until_ready().await,
+        }
+    }
 }
 
 impl Lane {
     async fn run(self, mut jobs: mpsc::Receiver<Job>) {
         let mut concurrency = self.default_concurrency;
         let slots = Arc::new(Semaphore::new(concurrency as usize));
-        let mut rate: Option<(RateLimit, DefaultDirectRateLimiter)> = None;
+        let mut pace: Option<Pace> = None;
         loop {
             let job = tokio::select! {
                 biased;
@@ -222,18 +307,18 @@ impl Lane {
             }
             concurrency = wanted;
             let wanted_rate = spec.and_then(|s| s.rate_limit);
-            if rate.as_ref().map(|(limit, _)| limit) != wanted_rate.as_ref() {
-                rate = wanted_rate.map(|limit| {
-                    let limiter = RateLimiter::direct(quota(&limit));
-                    (limit, limiter)
+            if pace.as_ref().map(Pace::limit) != wanted_rate.as_ref() {
+                pace = wanted_rate.map(|limit| match &self.shared_limits {
+                    Some(shared) => Pace::Shared(shared.limiter(&self.channel, limit)),
+                    None => Pace::Local(limit, RateLimiter::direct(quota(&limit))),
                 });
             }
 
-            if let Some((_, limiter)) = &rate {
+            if let Some(pace) = &mut pace {
                 tokio::select! {
                     biased;
                     _ = self.stop.cancelled() => { self.hand_back(job); break; }
-                    _ = limiter.until_ready() => {}
+                    _ = pace.until_ready() => {}
                 }
             }
             let slot = tokio::select! {
@@ -247,11 +332,15 @@ impl Lane {
                 .in_flight
                 .spawn(attempt::run(shared, channel, table, job, slot));
         }
-        // Whatever is still queued goes back to the store, due now, for the next process.
+        // Whatever is still queued goes back, due now, for the next process: to the store
+        // in one statement; a broker's deliveries go back when this process's consumer
+        // closes, as unacknowledged messages do.
         jobs.close();
         let mut left = Vec::new();
         while let Ok(job) = jobs.try_recv() {
-            left.push(job.delivery_id);
+            if let Held::Store = job.held {
+                left.push(job.delivery_id);
+            }
         }
         if !left.is_empty()
             && let Err(error) = self.shared.store.release(&left, store::now_ms()).await
@@ -262,14 +351,14 @@ impl Lane {
 
     fn hand_back(&self, job: Job) {
         let store = self.shared.store.clone();
-        self.shared.in_flight.spawn(async move {
-            let _ = store.release(&[job.delivery_id], store::now_ms()).await;
-        });
+        self.shared
+            .in_flight
+            .spawn(async move { job.put_back(&store, Duration::ZERO).await });
     }
 }
 
 /// `count` per `per`, with bursts of up to `count`.
-fn quota(limit: &RateLimit) -> Quota {
+pub(crate) fn quota(limit: &RateLimit) -> Quota {
     let count = NonZeroU32::new(limit.count.max(1)).expect("at least one");
     let period = (limit.per / count.get()).max(Duration::from_nanos(1));
     Quota::with_period(period)

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::{Job, Lanes};
+use super::{Held, Job, Lanes};
 use crate::store;
 
 /// The most deliveries leased in one query.
@@ -61,6 +61,7 @@ async fn poll_once(lanes: &Lanes, owner: &str) -> store::Result<bool> {
                 attempts: delivery.attempts,
                 retry_base: delivery.retry_base,
                 notification: std::sync::Arc::new(delivery.notification),
+                held: Held::Store,
             };
             // Only the router also fills lanes, so room rarely vanishes; if it does, the
             // delivery goes back to the store at once rather than waiting out its lease.

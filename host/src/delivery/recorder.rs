@@ -1,11 +1,17 @@
 //! The recorder writes attempts to the store in batches: many workers' attempts share one
 //! transaction, which is what lets SQLite keep up with thousands of deliveries a second.
+//!
+//! A delivery taken from a broker queue is settled there only after its record is written
+//! (acked, sent on to its retry, or dead-lettered), so a crash in between repeats the
+//! attempt rather than losing it.
 
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-use crate::store::{AttemptRecord, NextStep, Store};
+use super::Held;
+use crate::bus::rabbit;
+use crate::store::{self, AttemptRecord, NextStep, Store};
 
 /// The most attempts written in one transaction.
 const MAX_BATCH: usize = 2048;
@@ -14,6 +20,7 @@ enum Message {
     Attempt {
         channel: String,
         record: AttemptRecord,
+        held: Held,
     },
     Flush(oneshot::Sender<()>),
 }
@@ -34,10 +41,11 @@ impl Recorder {
 
     /// Queues one attempt. The delivery stays leased until the record is written, so a
     /// crash before that repeats the attempt rather than losing it.
-    pub async fn record(&self, channel: &str, record: AttemptRecord) {
+    pub async fn record(&self, channel: &str, record: AttemptRecord, held: Held) {
         let message = Message::Attempt {
             channel: channel.to_string(),
             record,
+            held,
         };
         if self.queue.send(message).await.is_err() {
             tracing::error!(
@@ -59,12 +67,21 @@ async fn run(store: Store, mut messages: mpsc::Receiver<Message>) {
     // Two parallel lists, so the records go to the store without copying.
     let mut records: Vec<AttemptRecord> = Vec::with_capacity(MAX_BATCH);
     let mut channels: Vec<String> = Vec::with_capacity(MAX_BATCH);
+    // Broker deliveries to settle once the batch is written: (index in `records`, lease).
+    let mut unsettled: Vec<(usize, Box<rabbit::Leased>)> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = messages.recv().await {
         let mut next = Some(first);
         while let Some(message) = next.take() {
             match message {
-                Message::Attempt { channel, record } => {
+                Message::Attempt {
+                    channel,
+                    record,
+                    held,
+                } => {
+                    if let Held::Queue(leased) = held {
+                        unsettled.push((records.len(), leased));
+                    }
                     records.push(record);
                     channels.push(channel);
                 }
@@ -76,6 +93,7 @@ async fn run(store: Store, mut messages: mpsc::Receiver<Message>) {
         }
         if !records.is_empty() {
             write(&store, &records).await;
+            settle(&records, unsettled.drain(..)).await;
             count(&channels, &records);
             records.clear();
             channels.clear();
@@ -100,6 +118,33 @@ async fn write(store: &Store, records: &[AttemptRecord]) {
             }
         }
     }
+}
+
+/// Settles recorded broker deliveries, all at once: each waits for its broker's confirm.
+async fn settle(
+    records: &[AttemptRecord],
+    unsettled: impl Iterator<Item = (usize, Box<rabbit::Leased>)>,
+) {
+    let settling = unsettled.map(|(index, mut leased)| {
+        let record = &records[index];
+        async move {
+            let result = match record.next {
+                NextStep::Done => leased.ack().await,
+                NextStep::RetryAt(at) => {
+                    leased.delivery.attempts = record.attempt;
+                    let wait = (at - store::now_ms()).max(0) as u64;
+                    leased.retry_in(Duration::from_millis(wait)).await
+                }
+                NextStep::Dead => leased.dead().await,
+            };
+            if let Err(error) = result {
+                // The broker hands the delivery out again; the next attempt is recorded
+                // as the one after this.
+                tracing::warn!(delivery = %record.delivery_id, %error, "could not settle a delivery on its queue; it will be redelivered");
+            }
+        }
+    });
+    futures::future::join_all(settling).await;
 }
 
 fn count(channels: &[String], records: &[AttemptRecord]) {

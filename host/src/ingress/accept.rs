@@ -4,11 +4,20 @@
 //! Requests queue for one writer task, which stores everything that queued while the
 //! previous transaction ran in the next one (group commit). Under load one transaction
 //! carries thousands of notifications; when idle, a lone request goes straight through.
+//!
+//! With a Kafka stream the writer publishes instead, the same way: everything that queued
+//! meanwhile goes out in one go, and each request hears back once every broker ack for its
+//! notifications is in. The idempotency window is then kept in Redis, where every process
+//! sees it; the router stores the notifications as it reads them from the stream.
 
 use std::sync::Arc;
 
 use tokio::sync::{Notify, mpsc, oneshot};
 
+use std::time::Duration;
+
+use crate::bus::kafka::KafkaProducer;
+use crate::bus::shared::{RequestClaim, Shared};
 use crate::events::{Event, Events};
 use crate::runtime::Draft;
 use crate::store::{self, AcceptBatch, Accepted, AcceptedItem, Notification, RequestKey, Store};
@@ -59,6 +68,24 @@ impl Acceptor {
         Acceptor { queue }
     }
 
+    /// Starts the publishing task for a Kafka stream.
+    pub fn start_kafka(
+        producer: Arc<KafkaProducer>,
+        shared: Shared,
+        idempotency_window: Duration,
+        events: Events,
+    ) -> Acceptor {
+        let (queue, jobs) = mpsc::channel(4096);
+        tokio::spawn(run_kafka(
+            producer,
+            shared,
+            jobs,
+            idempotency_window,
+            events,
+        ));
+        Acceptor { queue }
+    }
+
     /// Accepts `drafts` from `source`. Returns once they are durable (or known duplicates).
     pub async fn accept(
         &self,
@@ -95,6 +122,35 @@ impl Acceptor {
     }
 }
 
+/// Takes the first job and whatever else queued behind it, up to a commit's worth.
+async fn next_group(jobs: &mut mpsc::Receiver<Job>) -> Option<Vec<Job>> {
+    let first = jobs.recv().await?;
+    let mut size = first.batch.notifications.len();
+    let mut group = vec![first];
+    while size < MAX_NOTIFICATIONS_PER_COMMIT {
+        match jobs.try_recv() {
+            Ok(job) => {
+                size += job.batch.notifications.len();
+                group.push(job);
+            }
+            Err(_) => break,
+        }
+    }
+    Some(group)
+}
+
+/// Counts and announces the new notifications of an accepted batch.
+fn accepted(events: &Events, batch: &AcceptBatch, items: &[AcceptedItem]) {
+    let fresh = items.iter().filter(|item| !item.duplicate).count();
+    if let Some(first) = batch.notifications.first() {
+        metrics::counter!("switchyard_notifications_accepted_total", "source" => first.source.clone())
+            .increment(fresh as u64);
+    }
+    if events.has_subscribers() {
+        publish_accepted(events, batch, items);
+    }
+}
+
 async fn run(
     store: Store,
     mut jobs: mpsc::Receiver<Job>,
@@ -102,18 +158,7 @@ async fn run(
     window_ms: i64,
     events: Events,
 ) {
-    while let Some(first) = jobs.recv().await {
-        let mut size = first.batch.notifications.len();
-        let mut group = vec![first];
-        while size < MAX_NOTIFICATIONS_PER_COMMIT {
-            match jobs.try_recv() {
-                Ok(job) => {
-                    size += job.batch.notifications.len();
-                    group.push(job);
-                }
-                Err(_) => break,
-            }
-        }
+    while let Some(group) = next_group(&mut jobs).await {
         let (batches, replies): (Vec<AcceptBatch>, Vec<_>) =
             group.into_iter().map(|job| (job.batch, job.reply)).unzip();
         match store.accept(&batches, window_ms).await {
@@ -121,14 +166,7 @@ async fn run(
                 stream.notify_one();
                 for (batch, answer) in batches.iter().zip(&answers) {
                     if let Accepted::Stored(items) = answer {
-                        let fresh = items.iter().filter(|item| !item.duplicate).count();
-                        if let Some(first) = batch.notifications.first() {
-                            metrics::counter!("switchyard_notifications_accepted_total", "source" => first.source.clone())
-                                .increment(fresh as u64);
-                        }
-                        if events.has_subscribers() {
-                            publish_accepted(&events, batch, items);
-                        }
+                        accepted(&events, batch, items);
                     }
                 }
                 for (reply, answer) in replies.into_iter().zip(answers) {
@@ -157,5 +195,155 @@ fn publish_accepted(events: &Events, batch: &AcceptBatch, items: &[AcceptedItem]
                 created_at: notification.created_at,
             });
         }
+    }
+}
+
+/// A request on its way to Kafka: its answer so far, and what it claimed in Redis.
+struct Publishing {
+    job: Job,
+    /// `None` while it is still to be published.
+    answer: Option<Result<Accepted, AcceptError>>,
+    items: Vec<AcceptedItem>,
+    claimed_request: bool,
+}
+
+async fn run_kafka(
+    producer: Arc<KafkaProducer>,
+    shared: Shared,
+    mut jobs: mpsc::Receiver<Job>,
+    window: Duration,
+    events: Events,
+) {
+    while let Some(group) = next_group(&mut jobs).await {
+        // Dedupe every request at once: each is a round trip or two to Redis.
+        let mut requests: Vec<Publishing> =
+            futures::future::join_all(group.into_iter().map(|job| dedupe(&shared, job, window)))
+                .await;
+
+        let fresh: Vec<Notification> = requests
+            .iter()
+            .filter(|r| r.answer.is_none())
+            .flat_map(|r| {
+                r.job
+                    .batch
+                    .notifications
+                    .iter()
+                    .zip(&r.items)
+                    .filter(|(_, item)| !item.duplicate)
+                    .map(|(n, _)| n.clone())
+            })
+            .collect();
+        let published = if fresh.is_empty() {
+            Ok(())
+        } else {
+            producer.publish(&fresh).await
+        };
+        if let Err(error) = &published {
+            tracing::error!(%error, notifications = fresh.len(), "could not publish accepted notifications to Kafka; the senders get 503");
+        }
+
+        let finishing = requests.iter_mut().filter(|r| r.answer.is_none()).map(|r| {
+            let published = published.is_ok();
+            let shared = &shared;
+            async move {
+                let batch = &r.job.batch;
+                if published {
+                    if let Some(key) = &batch.request_key
+                        && let Err(error) = shared.settle_request(key, &r.items, window).await
+                    {
+                        // The claim already holds the same ids; only duplicate flags differ.
+                        tracing::warn!(%error, "could not record a request's final answer in Redis");
+                    }
+                    r.answer = Some(Ok(Accepted::Stored(r.items.clone())));
+                } else {
+                    forget_claims(shared, r).await;
+                    r.answer = Some(Err(AcceptError::Unavailable));
+                }
+            }
+        });
+        futures::future::join_all(finishing).await;
+
+        for request in requests {
+            let answer = request.answer.expect("every request has its answer");
+            if let Ok(Accepted::Stored(items)) = &answer {
+                accepted(&events, &request.job.batch, items);
+            }
+            let _ = request.job.reply.send(answer);
+        }
+    }
+}
+
+/// Claims a request's idempotency keys in Redis: its `Idempotency-Key`, then each
+/// notification's own key. A request whose key was seen gets its answer at once.
+async fn dedupe(shared: &Shared, job: Job, window: Duration) -> Publishing {
+    let provisional: Vec<AcceptedItem> = job
+        .batch
+        .notifications
+        .iter()
+        .map(|n| AcceptedItem {
+            id: n.id.clone(),
+            duplicate: false,
+        })
+        .collect();
+    let mut request = Publishing {
+        job,
+        answer: None,
+        items: provisional,
+        claimed_request: false,
+    };
+    if let Some(key) = &request.job.batch.request_key {
+        match shared.claim_request(key, &request.items, window).await {
+            Ok(RequestClaim::Claimed) => request.claimed_request = true,
+            Ok(RequestClaim::Replayed(items)) => {
+                request.answer = Some(Ok(Accepted::Replayed(items)));
+                return request;
+            }
+            Ok(RequestClaim::Reused) => {
+                request.answer = Some(Ok(Accepted::KeyReused));
+                return request;
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not check an idempotency key in Redis; the sender gets 503");
+                request.answer = Some(Err(AcceptError::Unavailable));
+                return request;
+            }
+        }
+    }
+    let notifications: Vec<&Notification> = request.job.batch.notifications.iter().collect();
+    match shared.claim_notifications(&notifications, window).await {
+        Ok(holders) => {
+            for (item, holder) in request.items.iter_mut().zip(holders) {
+                if let Some(first) = holder {
+                    item.id = first;
+                    item.duplicate = true;
+                }
+            }
+        }
+        Err(error) => {
+            tracing::error!(%error, "could not check idempotency keys in Redis; the sender gets 503");
+            forget_claims(shared, &request).await;
+            request.answer = Some(Err(AcceptError::Unavailable));
+        }
+    }
+    request
+}
+
+/// Gives back the keys a request claimed, when it was not accepted after all.
+async fn forget_claims(shared: &Shared, request: &Publishing) {
+    let batch = &request.job.batch;
+    let claimed: Vec<&Notification> = batch
+        .notifications
+        .iter()
+        .zip(&request.items)
+        .filter(|(n, item)| !item.duplicate && n.idempotency_key.is_some())
+        .map(|(n, _)| n)
+        .collect();
+    let request_key = batch
+        .request_key
+        .as_ref()
+        .filter(|_| request.claimed_request);
+    if let Err(error) = shared.release(request_key, &claimed).await {
+        // They expire with the window; until then a retry is taken for a repeat.
+        tracing::warn!(%error, "could not release idempotency keys in Redis");
     }
 }

@@ -162,6 +162,7 @@ impl QueryRoot {
             channel,
             before,
             limit: limit + 1,
+            ..DeadLetterFilter::default()
         };
         let mut rows = hub(ctx)
             .store

@@ -7,6 +7,10 @@ use poem::{IntoResponse, Response};
 use poem_openapi::{ApiResponse, Object, payload::Json};
 use serde::Serialize;
 
+/// What a 503 asks the sender to wait before it retries: long enough for a broker to fail
+/// over, short enough that a brief outage costs little.
+pub const RETRY_AFTER_SECONDS: u32 = 2;
+
 /// A problem body.
 #[derive(Debug, Clone, Object, Serialize)]
 pub struct Problem {
@@ -60,7 +64,7 @@ impl Problem {
             413 => ProblemResponse::PayloadTooLarge(body),
             422 => ProblemResponse::Unprocessable(body),
             429 => ProblemResponse::TooManyRequests(body),
-            503 => ProblemResponse::Unavailable(body),
+            503 => ProblemResponse::Unavailable(body, RETRY_AFTER_SECONDS),
             _ if status < 500 => ProblemResponse::BadRequest(body),
             _ => ProblemResponse::Internal(body),
         }
@@ -95,9 +99,10 @@ pub enum ProblemResponse {
     /// Too many attempts: the account is locked for a while.
     #[oai(status = 429, content_type = "application/problem+json")]
     TooManyRequests(Json<Problem>),
-    /// The hub cannot take the request right now; retry.
+    /// The hub cannot take the request right now (its store or stream is down); nothing
+    /// was accepted. Retry after the seconds in `Retry-After`.
     #[oai(status = 503, content_type = "application/problem+json")]
-    Unavailable(Json<Problem>),
+    Unavailable(Json<Problem>, #[oai(header = "Retry-After")] u32),
     /// Something failed inside the hub; the details are in its log.
     #[oai(status = 500, content_type = "application/problem+json")]
     Internal(Json<Problem>),

@@ -446,6 +446,7 @@ impl Api {
             channel: channel.0,
             before,
             limit: limit + 1,
+            ..DeadLetterFilter::default()
         };
         let mut rows = self
             .hub
@@ -488,10 +489,15 @@ impl Api {
     ) -> ApiResult<Json<ReplayOut>> {
         let channel = self
             .hub
-            .store
             .replay(&delivery_id.0)
             .await
-            .map_err(store_problem)?
+            .map_err(|error| {
+                tracing::error!(%error, "could not replay a dead letter");
+                ProblemResponse::from(Problem::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "the dead letter could not be put back on its queue; it stays a dead letter; retry",
+                ))
+            })?
             .ok_or_else(|| {
                 not_found(format!(
                     "no dead letter has delivery id `{}`",

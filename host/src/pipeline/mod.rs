@@ -1,5 +1,7 @@
-//! The hub: the store, the route table, the plugins and the tasks of the flow (accept,
-//! route, deliver), started together and stopped in order.
+//! The hub: the store, the bus, the route table, the plugins and the tasks of the flow
+//! (accept, route, deliver), started together and stopped in order. A process runs the
+//! tasks of its roles (`serve --roles`); see [`crate::bus`] for where work travels between
+//! them.
 
 pub mod router;
 
@@ -12,6 +14,10 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::bus::kafka::{KafkaConsumer, KafkaProducer};
+use crate::bus::rabbit::RabbitQueues;
+use crate::bus::shared::Shared;
+use crate::bus::{QueueBackend, QueuedDelivery, StreamBackend};
 use crate::config::Config;
 use crate::delivery::websocket::{Inbox, InboxHost};
 use crate::delivery::{self, DeliverySettings, Lanes, Recorder};
@@ -20,7 +26,7 @@ use crate::ingress::{Acceptor, Tokens};
 use crate::plugins::Plugins;
 use crate::routing::{LiveRoutes, RouteTable};
 use crate::runtime::{Runtime, RuntimeConfig};
-use crate::store::Store;
+use crate::store::{DeadLetterFilter, Store};
 use crate::vault::{self, KeySource, SecretStatus, Vault};
 
 /// A running hub. Front doors hold an `Arc<Hub>`.
@@ -37,11 +43,87 @@ pub struct Hub {
     pub events: Events,
     /// The clients listening for the `websocket` channel's notifications.
     pub inbox: Arc<Inbox>,
-    lanes: Lanes,
+    /// The brokers and Redis this process uses, when config names them.
+    pub bus: Bus,
+    /// This process's channel workers, when it runs the worker role.
+    lanes: Option<Lanes>,
     /// This process's name on leases.
     owner: String,
     stop: CancellationToken,
     tasks: TaskTracker,
+}
+
+/// Why a dead letter could not be replayed; it stays a dead letter.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplayError {
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error(transparent)]
+    Queue(#[from] crate::bus::rabbit::Error),
+}
+
+/// The connections to what runs outside the process, for the readiness check and replay.
+#[derive(Clone, Default)]
+pub struct Bus {
+    pub producer: Option<Arc<KafkaProducer>>,
+    pub queues: Option<Arc<RabbitQueues>>,
+    pub shared: Option<Shared>,
+}
+
+impl Bus {
+    /// Connects to every broker config names, so a wrong address stops the start with a
+    /// message naming it.
+    async fn connect(config: &Config) -> anyhow::Result<Bus> {
+        let shared = match &config.redis.url {
+            Some(url) => Some(
+                Shared::connect(url)
+                    .await
+                    .context("could not connect to Redis (redis.url)")?,
+            ),
+            None => None,
+        };
+        let queues = match config.queue_backend() {
+            QueueBackend::Embedded => None,
+            QueueBackend::Rabbit(settings) => Some(
+                RabbitQueues::connect(&settings)
+                    .await
+                    .context("could not connect to RabbitMQ (queues.url)")?,
+            ),
+        };
+        let producer = match config.stream_backend() {
+            StreamBackend::Kafka(settings) if config.roles.api => Some(Arc::new(
+                KafkaProducer::connect(&settings)
+                    .await
+                    .context("could not connect to Kafka (stream.url)")?,
+            )),
+            _ => None,
+        };
+        Ok(Bus {
+            producer,
+            queues,
+            shared,
+        })
+    }
+
+    /// Why the process is not ready, if a broker it needs does not answer.
+    pub async fn unready(&self) -> Option<String> {
+        if let Some(producer) = &self.producer
+            && let Err(error) = producer.ping().await
+        {
+            return Some(format!("the Kafka stream is not answering: {error}"));
+        }
+        if let Some(queues) = &self.queues
+            && let Err(error) = queues.ping().await
+        {
+            return Some(format!("RabbitMQ is not answering: {error}"));
+        }
+        if let Some(shared) = &self.shared
+            && let Err(error) = shared.ping().await
+        {
+            return Some(format!("Redis is not answering: {error}"));
+        }
+        None
+    }
 }
 
 impl Hub {
@@ -92,49 +174,114 @@ impl Hub {
         ));
         load_plugins(&plugins, &routes.current()).await?;
 
+        let roles = config.roles;
+        let bus = Bus::connect(&config).await?;
         let owner = uuid::Uuid::now_v7().to_string();
-        let released = store.release_foreign_leases(&owner).await?;
-        if released > 0 {
-            tracing::info!(
-                deliveries = released,
-                "picked up deliveries a previous run left in flight"
-            );
+        // A SQLite store belongs to one process, so leases held by any other owner are a
+        // dead run's: take them back now rather than when they run out. A shared store's
+        // other owners may be alive; their leases run out on their own.
+        let embedded_worker = roles.worker && bus.queues.is_none();
+        if embedded_worker && config.store_url().starts_with("sqlite:") {
+            let released = store.release_foreign_leases(&owner).await?;
+            if released > 0 {
+                tracing::info!(
+                    deliveries = released,
+                    "picked up deliveries a previous run left in flight"
+                );
+            }
         }
 
         let stream = Arc::new(Notify::new());
         let window_ms = config.api.idempotency_window.as_millis() as i64;
         let events = Events::default();
-        let acceptor = Acceptor::start(store.clone(), stream.clone(), window_ms, events.clone());
-        let recorder = Recorder::start(store.clone());
-        let lanes = Lanes::new(
-            store.clone(),
-            routes.clone(),
-            plugins.clone(),
-            vault.clone(),
-            recorder,
-            events.clone(),
-            DeliverySettings {
-                concurrency: config.delivery.concurrency,
-                lease: config.delivery.lease,
-            },
-        );
+        let acceptor = match (&bus.producer, &bus.shared) {
+            (Some(producer), Some(shared)) => Acceptor::start_kafka(
+                producer.clone(),
+                shared.clone(),
+                config.api.idempotency_window,
+                events.clone(),
+            ),
+            _ => Acceptor::start(store.clone(), stream.clone(), window_ms, events.clone()),
+        };
+        let lanes = roles.worker.then(|| {
+            Lanes::new(
+                store.clone(),
+                routes.clone(),
+                plugins.clone(),
+                vault.clone(),
+                Recorder::start(store.clone()),
+                events.clone(),
+                DeliverySettings {
+                    concurrency: config.delivery.concurrency,
+                    lease: config.delivery.lease,
+                    shared_limits: bus.shared.clone(),
+                },
+            )
+        });
         let tokens = Tokens::load(store.clone()).await?;
 
         let stop = CancellationToken::new();
         let tasks = TaskTracker::new();
-        tasks.spawn(router::run(
-            store.clone(),
-            lanes.clone(),
-            owner.clone(),
-            stream,
-            stop.clone(),
-        ));
-        tasks.spawn(delivery::run_poller(
-            lanes.clone(),
-            owner.clone(),
-            stop.clone(),
-        ));
+        if roles.router {
+            let outlet = match &bus.queues {
+                Some(queues) => router::Outlet::Queues(queues.clone()),
+                None => router::Outlet::Embedded {
+                    lanes: lanes.clone(),
+                    owner: owner.clone(),
+                },
+            };
+            match config.stream_backend() {
+                StreamBackend::Embedded => {
+                    tasks.spawn(router::run(
+                        store.clone(),
+                        routes.clone(),
+                        outlet,
+                        stream,
+                        stop.clone(),
+                    ));
+                }
+                StreamBackend::Kafka(settings) => {
+                    // Joined here, not in the task, so a wrong address stops the start.
+                    let consumer = KafkaConsumer::connect(&settings)
+                        .await
+                        .context("could not join the routers' Kafka consumer group")?;
+                    tasks.spawn(router::run_kafka(
+                        store.clone(),
+                        routes.clone(),
+                        outlet,
+                        consumer,
+                        settings,
+                        stop.clone(),
+                    ));
+                }
+            }
+        }
+        if let Some(lanes) = &lanes {
+            match &bus.queues {
+                Some(queues) => {
+                    tasks.spawn(delivery::run_queue_feed(
+                        lanes.clone(),
+                        queues.clone(),
+                        stop.clone(),
+                    ));
+                }
+                None => {
+                    tasks.spawn(delivery::run_poller(
+                        lanes.clone(),
+                        owner.clone(),
+                        stop.clone(),
+                    ));
+                }
+            }
+        }
         tasks.spawn(watch_routes(routes.clone(), plugins.clone(), stop.clone()));
+        if let Some(retention) = config.store.retention {
+            tasks.spawn(crate::store::retention::run_retention(
+                store.clone(),
+                retention,
+                stop.clone(),
+            ));
+        }
         tasks.spawn(housekeeping(
             store.clone(),
             routes.clone(),
@@ -152,6 +299,7 @@ impl Hub {
             vault,
             events,
             inbox,
+            bus,
             lanes,
             owner,
             stop,
@@ -189,6 +337,37 @@ impl Hub {
         Ok(vault::secret_statuses(&self.routes.current(), stored))
     }
 
+    /// Puts a dead letter back on its channel's queue with a fresh retry schedule. Returns
+    /// the channel, or `None` when there is no such dead letter.
+    pub async fn replay(&self, delivery_id: &str) -> Result<Option<String>, ReplayError> {
+        let Some(queues) = &self.bus.queues else {
+            return Ok(self.store.replay(delivery_id).await?);
+        };
+        // On the broker first: if that fails, the delivery is still a dead letter and the
+        // replay can simply be asked for again.
+        let filter = DeadLetterFilter {
+            delivery_id: Some(delivery_id.to_owned()),
+            limit: 1,
+            ..DeadLetterFilter::default()
+        };
+        let Some(dead) = self.store.list_dead_letters(&filter).await?.pop() else {
+            return Ok(None);
+        };
+        let Some(notification) = self.store.notification(&dead.notification_id).await? else {
+            return Ok(None);
+        };
+        queues
+            .enqueue(&[QueuedDelivery {
+                delivery_id: dead.delivery_id,
+                channel: dead.channel,
+                attempts: dead.attempts,
+                retry_base: dead.attempts,
+                notification,
+            }])
+            .await?;
+        Ok(self.store.replay(delivery_id).await?)
+    }
+
     /// Reloads the routes file now; on error the old table stays.
     pub async fn reload_routes(&self) -> Result<Arc<RouteTable>, crate::routing::RoutesError> {
         let table = self.routes.reload()?;
@@ -205,9 +384,9 @@ impl Hub {
         self.stop.cancel();
         self.tasks.close();
         self.tasks.wait().await;
-        self.lanes
-            .shutdown(self.config.delivery.shutdown_grace)
-            .await;
+        if let Some(lanes) = &self.lanes {
+            lanes.shutdown(self.config.delivery.shutdown_grace).await;
+        }
         self.store.close().await;
     }
 }

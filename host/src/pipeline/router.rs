@@ -1,49 +1,92 @@
 //! The router reads the stream in order, matches each notification against the current
-//! route table, and turns it into one delivery per target channel.
+//! route table, and turns it into one delivery per target channel on that channel's queue.
 //!
-//! The deliveries and the router's new stream position are committed together, so after a
-//! crash the router repeats the last batch or none of it; it never skips one. A fresh
-//! delivery goes straight to its channel's lane when the lane has room; otherwise it waits
-//! in the store for the poller, so one slow channel never holds the router up.
+//! Nothing moves the router's place on the stream before the batch's deliveries are durable
+//! where the workers take them from, so after a crash the router repeats the last batch or
+//! none of it; it never skips one.
+//!
+//! - Embedded stream and queues: the deliveries and the new stream position are committed in
+//!   one transaction. A fresh delivery goes straight to its channel's lane when the lane has
+//!   room; otherwise it waits in the store for the poller, so one slow channel never holds
+//!   the router up.
+//! - A RabbitMQ queue: the deliveries are stored, then published with confirms, and only
+//!   then is the position (store cursor or Kafka offset) committed. A repeated batch makes
+//!   the same delivery ids, so the store keeps one row per delivery, and a delivery the
+//!   broker got twice carries the same notification id both times.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::delivery::{Job, Lanes};
-use crate::store::{self, NewDelivery, Store};
+use crate::bus::kafka::{self, KafkaConsumer};
+use crate::bus::rabbit::{self, RabbitQueues};
+use crate::bus::{KafkaSettings, QueuedDelivery};
+use crate::delivery::{Held, Job, Lanes};
+use crate::routing::{LiveRoutes, RouteTable};
+use crate::store::{self, NewDelivery, Notification, RoutingCommit, Store};
 
-/// The router's name on the stream.
+/// The router's name on the embedded stream.
 pub const CONSUMER: &str = "router";
-/// The most notifications routed in one transaction.
+/// The most notifications routed in one go.
 const BATCH: u32 = 2048;
+/// The longest the router waits between tries while the store or a broker is down.
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
-/// Runs until `stop` fires, then finishes the batch in hand.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Store(#[from] store::Error),
+    #[error(transparent)]
+    Queue(#[from] rabbit::Error),
+    #[error(transparent)]
+    Stream(#[from] kafka::Error),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Where the router puts deliveries.
+#[derive(Clone)]
+pub enum Outlet {
+    /// The store's queue. `lanes` are this process's workers, when it runs that role:
+    /// fresh deliveries go straight to them, leased under `owner`.
+    Embedded { lanes: Option<Lanes>, owner: String },
+    /// A RabbitMQ queue per channel.
+    Queues(Arc<RabbitQueues>),
+}
+
+/// Runs the router on the embedded stream until `stop` fires, then finishes the batch in
+/// hand. `stream` is woken after every accept.
 pub async fn run(
     store: Store,
-    lanes: Lanes,
-    owner: String,
+    routes: Arc<LiveRoutes>,
+    outlet: Outlet,
     stream: Arc<Notify>,
     stop: CancellationToken,
 ) {
+    let mut trouble = Trouble::default();
     let mut position = loop {
         match store.stream_position(CONSUMER).await {
             Ok(position) => break position,
             Err(error) => {
-                tracing::error!(%error, "could not read the router's stream position");
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                let wait = trouble.failed("could not read the router's stream position", &error);
+                if sleep_or_stop(wait, &stop).await {
+                    return;
                 }
             }
         }
     };
+    trouble.recovered();
     while !stop.is_cancelled() {
-        match route_batch(&store, &lanes, &owner, position).await {
-            Ok(Some(next)) => position = next,
+        match route_embedded(&store, &routes, &outlet, position).await {
+            Ok(Some(next)) => {
+                trouble.recovered();
+                position = next;
+            }
             Ok(None) => {
+                trouble.recovered();
                 // Caught up. The timeout covers a wake-up that raced with the read.
                 tokio::select! {
                     _ = stop.cancelled() => return,
@@ -52,10 +95,13 @@ pub async fn run(
                 }
             }
             Err(error) => {
-                tracing::error!(%error, "routing failed; retrying");
-                tokio::select! {
-                    _ = stop.cancelled() => return,
-                    _ = tokio::time::sleep(Duration::from_millis(500)) => {}
+                let wait = trouble.failed("routing failed; retrying", &error);
+                if sleep_or_stop(wait, &stop).await {
+                    return;
+                }
+                // Another router may have routed the batch meanwhile.
+                if let Ok(current) = store.stream_position(CONSUMER).await {
+                    position = current;
                 }
             }
         }
@@ -63,32 +109,197 @@ pub async fn run(
 }
 
 /// Routes the notifications after `position`; returns the new position, or `None` when
-/// there was nothing to read.
-async fn route_batch(
+/// there was nothing to read. When another router (another process on the same database)
+/// committed first, nothing is handed over and the new position is where that one stopped.
+async fn route_embedded(
     store: &Store,
-    lanes: &Lanes,
-    owner: &str,
+    routes: &LiveRoutes,
+    outlet: &Outlet,
     position: i64,
-) -> store::Result<Option<i64>> {
+) -> Result<Option<i64>> {
     let entries = store.stream_read(position, BATCH).await?;
     let Some(last) = entries.last().map(|entry| entry.seq) else {
         return Ok(None);
     };
-    let table = lanes.routes().current();
+    let table = routes.current();
+    match outlet {
+        Outlet::Embedded { lanes, owner } => {
+            let notifications = entries.into_iter().map(|entry| entry.notification);
+            let (deliveries, handovers) =
+                plan_embedded(&table, notifications, lanes.as_ref(), owner);
+            let commit = store
+                .commit_routing(CONSUMER, position, last, &deliveries)
+                .await?;
+            if let RoutingCommit::Superseded { position } = commit {
+                // Another router committed this batch first; the lane room reserved for
+                // it goes back as `handovers` drops.
+                return Ok(Some(position));
+            }
+            for (room, job) in handovers {
+                room.send(job);
+            }
+        }
+        Outlet::Queues(queues) => {
+            let notifications: Vec<Notification> = entries
+                .into_iter()
+                .map(|entry| entry.notification)
+                .collect();
+            let (deliveries, queued) = plan_queued(&table, &notifications);
+            store.insert_routed(&[], &deliveries, true).await?;
+            queues.enqueue(&queued).await?;
+            let commit = store.commit_routing(CONSUMER, position, last, &[]).await?;
+            if let RoutingCommit::Superseded { position } = commit {
+                return Ok(Some(position));
+            }
+        }
+    }
+    Ok(Some(last))
+}
+
+/// Runs the router as `consumer`, a member of the Kafka consumer group, until `stop`
+/// fires, then leaves the group so the other routers take its partitions over at once.
+/// `settings` let it join again if the client gives up.
+pub async fn run_kafka(
+    store: Store,
+    routes: Arc<LiveRoutes>,
+    outlet: Outlet,
+    consumer: KafkaConsumer,
+    settings: KafkaSettings,
+    stop: CancellationToken,
+) {
+    let mut trouble = Trouble::default();
+    let mut consumer = Some(consumer);
+    while !stop.is_cancelled() {
+        let Some(member) = &consumer else {
+            match KafkaConsumer::connect(&settings).await {
+                Ok(member) => consumer = Some(member),
+                Err(error) => {
+                    let wait = trouble.failed("could not join the routers' Kafka group", &error);
+                    if sleep_or_stop(wait, &stop).await {
+                        break;
+                    }
+                }
+            }
+            continue;
+        };
+        let batch = tokio::select! {
+            _ = stop.cancelled() => break,
+            batch = member.next_batch(BATCH as usize, Duration::from_millis(200)) => batch,
+        };
+        let batch = match batch {
+            Ok(batch) => batch,
+            Err(error) => {
+                let wait = trouble.failed("could not read the Kafka stream; retrying", &error);
+                if let kafka::Error::Consume(_) = error {
+                    // The client has given up for good: join the group afresh.
+                    if let Some(member) = consumer.take() {
+                        member.close().await;
+                    }
+                }
+                if sleep_or_stop(wait, &stop).await {
+                    break;
+                }
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        // The batch stays in hand until its deliveries are durable: its offsets are
+        // committed only then. Stopping meanwhile leaves it to the next router.
+        loop {
+            match route_stream_batch(&store, &routes, &outlet, &batch.notifications).await {
+                Ok(()) => break,
+                Err(error) => {
+                    let wait = trouble.failed("routing failed; retrying the batch", &error);
+                    if sleep_or_stop(wait, &stop).await {
+                        if let Some(member) = consumer.take() {
+                            member.close().await;
+                        }
+                        return;
+                    }
+                }
+            }
+        }
+        match member.commit(&batch).await {
+            Ok(()) => trouble.recovered(),
+            // Not fatal: the batch is routed; if this router dies before a later commit
+            // succeeds, the next one repeats it with the same delivery ids.
+            Err(error) => {
+                trouble.failed("could not commit the router's Kafka offsets", &error);
+            }
+        }
+    }
+    if let Some(member) = consumer {
+        member.close().await;
+    }
+}
+
+/// Stores a batch read from Kafka with its deliveries, and puts them on their queues.
+async fn route_stream_batch(
+    store: &Store,
+    routes: &LiveRoutes,
+    outlet: &Outlet,
+    notifications: &[Notification],
+) -> Result<()> {
+    let table = routes.current();
+    let (deliveries, queued) = plan_queued(&table, notifications);
+    match outlet {
+        Outlet::Embedded { .. } => {
+            // The poller hands them to the lanes.
+            let due = store::now_ms();
+            let deliveries: Vec<NewDelivery> = deliveries
+                .into_iter()
+                .map(|d| NewDelivery {
+                    lease_owner: None,
+                    next_at: due,
+                    ..d
+                })
+                .collect();
+            store
+                .insert_routed(notifications, &deliveries, false)
+                .await?;
+        }
+        Outlet::Queues(queues) => {
+            store
+                .insert_routed(notifications, &deliveries, true)
+                .await?;
+            queues.enqueue(&queued).await?;
+        }
+    }
+    let unrouted = notifications.len() - count_routed(&table, notifications);
+    if unrouted > 0 {
+        metrics::counter!("switchyard_notifications_unrouted_total").increment(unrouted as u64);
+    }
+    Ok(())
+}
+
+/// The deliveries of an embedded batch, and those of them that go straight to a lane with
+/// room (leased by `owner` until the lease runs out).
+fn plan_embedded(
+    table: &RouteTable,
+    notifications: impl Iterator<Item = Notification>,
+    lanes: Option<&Lanes>,
+    owner: &str,
+) -> (
+    Vec<NewDelivery>,
+    Vec<(tokio::sync::mpsc::OwnedPermit<Job>, Job)>,
+) {
     let now = store::now_ms();
-    let lease_until = now + lanes.lease().as_millis() as i64;
+    let lease_until = lanes.map_or(now, |lanes| now + lanes.lease().as_millis() as i64);
     let mut deliveries = Vec::new();
     let mut handovers = Vec::new();
     let mut unrouted = 0u64;
-    for entry in entries {
-        let notification = Arc::new(entry.notification);
+    for notification in notifications {
+        let notification = Arc::new(notification);
         let targets = table.targets(&notification.kind, &notification.attributes);
         if targets.is_empty() {
             unrouted += 1;
         }
         for target in targets {
             let id = uuid::Uuid::now_v7().to_string();
-            let room = lanes.sender(&target.channel).try_reserve_owned().ok();
+            let room =
+                lanes.and_then(|lanes| lanes.sender(&target.channel).try_reserve_owned().ok());
             deliveries.push(NewDelivery {
                 id: id.clone(),
                 notification_id: notification.id.clone(),
@@ -103,17 +314,118 @@ async fn route_batch(
                     attempts: 0,
                     retry_base: 0,
                     notification: notification.clone(),
+                    held: Held::Store,
                 };
                 handovers.push((room, job));
             }
         }
     }
-    store.commit_routing(CONSUMER, last, &deliveries).await?;
-    for (room, job) in handovers {
-        room.send(job);
-    }
     if unrouted > 0 {
         metrics::counter!("switchyard_notifications_unrouted_total").increment(unrouted);
     }
-    Ok(Some(last))
+    (deliveries, handovers)
+}
+
+/// The deliveries of a batch bound for broker queues, as stored and as published. Their
+/// ids follow from the notification and the channel, so routing a batch again after a
+/// crash makes the same deliveries.
+fn plan_queued(
+    table: &RouteTable,
+    notifications: &[Notification],
+) -> (Vec<NewDelivery>, Vec<QueuedDelivery>) {
+    let now = store::now_ms();
+    let mut deliveries = Vec::new();
+    let mut queued = Vec::new();
+    for notification in notifications {
+        for target in table.targets(&notification.kind, &notification.attributes) {
+            let id = delivery_id(&notification.id, &target.channel);
+            deliveries.push(NewDelivery {
+                id: id.clone(),
+                notification_id: notification.id.clone(),
+                channel: target.channel.to_string(),
+                route: target.route.to_string(),
+                lease_owner: None,
+                next_at: now,
+            });
+            queued.push(QueuedDelivery {
+                delivery_id: id,
+                channel: target.channel.to_string(),
+                attempts: 0,
+                retry_base: 0,
+                notification: notification.clone(),
+            });
+        }
+    }
+    (deliveries, queued)
+}
+
+fn count_routed(table: &RouteTable, notifications: &[Notification]) -> usize {
+    notifications
+        .iter()
+        .filter(|n| !table.targets(&n.kind, &n.attributes).is_empty())
+        .count()
+}
+
+/// The id of `notification_id`'s delivery to `channel`: a UUID (version 8) made of the
+/// first 16 bytes of their SHA-256.
+pub fn delivery_id(notification_id: &str, channel: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(notification_id)
+        .chain_update([0])
+        .chain_update(channel)
+        .finalize();
+    let bytes: [u8; 16] = digest[..16].try_into().expect("a SHA-256 has 32 bytes");
+    uuid::Uuid::new_v8(bytes).to_string()
+}
+
+/// Sleeps `wait` unless `stop` fires first; true when it did.
+async fn sleep_or_stop(wait: Duration, stop: &CancellationToken) -> bool {
+    tokio::select! {
+        _ = stop.cancelled() => true,
+        _ = tokio::time::sleep(wait) => false,
+    }
+}
+
+/// Backs off while something the router needs is down, and logs the outage once when it
+/// starts and once when it ends rather than at every try.
+#[derive(Default)]
+struct Trouble {
+    failures: u32,
+}
+
+impl Trouble {
+    /// Logs the first failure of an outage; returns how long to wait before the next try.
+    fn failed(&mut self, what: &str, error: &dyn std::fmt::Display) -> Duration {
+        if self.failures == 0 {
+            tracing::error!(%error, "{what}");
+        } else {
+            tracing::debug!(%error, failures = self.failures + 1, "{what}");
+        }
+        self.failures += 1;
+        let wait = Duration::from_millis(100) * 2u32.saturating_pow(self.failures.min(8));
+        wait.min(MAX_BACKOFF)
+    }
+
+    fn recovered(&mut self) {
+        if self.failures > 0 {
+            tracing::info!(failures = self.failures, "the router is routing again");
+            self.failures = 0;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivery_ids_follow_from_notification_and_channel() {
+        let id = delivery_id("n1", "ops");
+        assert_eq!(id, delivery_id("n1", "ops"));
+        assert_ne!(id, delivery_id("n1", "sms"));
+        assert_ne!(id, delivery_id("n2", "ops"));
+        // No ambiguity from concatenation.
+        assert_ne!(delivery_id("ab", "c"), delivery_id("a", "bc"));
+        assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 8);
+    }
 }

@@ -1,0 +1,108 @@
+//! The bus: the stream of accepted notifications and the per-channel delivery queues.
+//!
+//! Each is chosen in config, independently of the other and of the store:
+//!
+//! | | embedded (default) | production |
+//! |---|---|---|
+//! | stream | the store's `notifications` table, read by one router | Kafka topic, read by a consumer group ([`kafka`]) |
+//! | queues | the store's `deliveries` table, leased by the poller | RabbitMQ queue per channel ([`rabbit`]) |
+//!
+//! The embedded bus lives in [`crate::store`]. With the brokers, the flow is:
+//!
+//! 1. accept publishes the notification to Kafka (idempotent producer, `acks=all`) and answers
+//!    202 once every broker ack is in; the idempotency window is kept in Redis ([`shared`]);
+//! 2. the router (a consumer group member) stores the notification and its deliveries, puts
+//!    the deliveries on their channels' RabbitMQ queues with publisher confirms, and only
+//!    then commits its Kafka offsets;
+//! 3. a worker consumes a channel's queue with a bounded prefetch, makes the attempt,
+//!    records it, and only then acks, sends the delivery to a delay queue for its retry, or
+//!    to the channel's dead-letter queue.
+
+pub mod kafka;
+pub mod rabbit;
+pub mod shared;
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::store::Notification;
+
+/// Where notifications are streamed.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum StreamBackend {
+    /// The store's own table.
+    #[default]
+    Embedded,
+    Kafka(KafkaSettings),
+}
+
+/// Where deliveries wait for their channel's workers.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum QueueBackend {
+    /// The store's own table.
+    #[default]
+    Embedded,
+    Rabbit(RabbitSettings),
+}
+
+/// The `stream` section when it names Kafka.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KafkaSettings {
+    /// `host:port[,host:port...]`, as librdkafka's `bootstrap.servers`.
+    pub brokers: String,
+    /// The topic notifications go to; created with `partitions` when missing.
+    pub topic: String,
+    pub partitions: i32,
+    /// The routers' consumer group.
+    pub group: String,
+    /// How long start-up waits for the brokers before it gives up with an error.
+    pub connect_timeout: Duration,
+}
+
+/// The `queues` section when it names RabbitMQ.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RabbitSettings {
+    /// `amqp://user:password@host:port/vhost`.
+    pub url: String,
+    pub queue_type: QueueType,
+    /// The most unacknowledged deliveries one worker holds per channel.
+    pub prefetch: u16,
+    /// How many times a message may be handed out without being settled before it goes to
+    /// the dead-letter queue: what stops a poison message from cycling forever.
+    pub delivery_limit: u32,
+    /// Queue names start with this: `<prefix>.<channel>`, `<prefix>.<channel>.dead`.
+    pub prefix: String,
+    /// How long start-up waits for the broker before it gives up with an error.
+    pub connect_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueType {
+    Classic,
+    Quorum,
+}
+
+/// A delivery as it travels on a queue: everything a worker needs for the next attempt,
+/// so a worker never reads the store before it calls the plugin.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QueuedDelivery {
+    pub delivery_id: String,
+    pub channel: String,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Attempts made before the last replay: the retry schedule counts from here.
+    pub retry_base: u32,
+    pub notification: Notification,
+}
+
+/// `url` with its password masked, for messages and logs.
+pub fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,310 @@
+//! What several switchyard processes must agree on, kept in Redis: the idempotency window of
+//! a Kafka-streamed accept, and each channel's rate limit.
+//!
+//! Keys:
+//! - `switchyard:idem:req:<scope>:<key>`: a request's `Idempotency-Key`, its body's
+//!   fingerprint and its answer; expires with the window.
+//! - `switchyard:idem:n:<source>:<key>`: a notification's own idempotency key and the id of
+//!   the first notification that carried it; expires with the window.
+//! - `switchyard:rate:<channel>:<window>`: calls granted to `channel` in one window of its
+//!   rate limit, across every process; expires two windows later.
+
+use std::time::Duration;
+
+use redis::AsyncCommands as _;
+use redis::aio::ConnectionManager;
+use serde::{Deserialize, Serialize};
+
+use crate::routing::RateLimit;
+use crate::store::{AcceptedItem, Notification, RequestKey};
+
+/// How long start-up waits for Redis.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// The most of a window's calls one process claims at once: small enough that the processes
+/// share a window fairly, large enough that a busy channel asks Redis rarely.
+const RATE_CLAIM_SHARE: u32 = 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Redis at {url} is unreachable: {reason}")]
+    Unreachable { url: String, reason: String },
+    #[error("Redis error: {0}")]
+    Redis(#[from] redis::RedisError),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A connection to the Redis that the processes share. Cheap to clone.
+#[derive(Clone)]
+pub struct Shared {
+    redis: ConnectionManager,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Shared(redis)")
+    }
+}
+
+/// What a request's idempotency key holds.
+#[derive(Serialize, Deserialize)]
+struct RequestRecord {
+    fingerprint: String,
+    items: Vec<AcceptedItem>,
+}
+
+/// What became of a request's key when it was claimed.
+pub enum RequestClaim {
+    /// The key is ours now: go on with the request.
+    Claimed,
+    /// The key was used within the window for the same body: its answer.
+    Replayed(Vec<AcceptedItem>),
+    /// The key was used within the window for a different body.
+    Reused,
+}
+
+impl Shared {
+    /// Connects, and checks Redis answers.
+    pub async fn connect(url: &str) -> Result<Shared> {
+        let unreachable = |reason: String| Error::Unreachable {
+            url: super::redacted(url),
+            reason,
+        };
+        let client = redis::Client::open(url).map_err(|e| unreachable(e.to_string()))?;
+        let mut redis = tokio::time::timeout(CONNECT_TIMEOUT, ConnectionManager::new(client))
+            .await
+            .map_err(|_| unreachable(format!("no answer within {CONNECT_TIMEOUT:?}")))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        let _: String = redis::cmd("PING")
+            .query_async(&mut redis)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?;
+        Ok(Shared { redis })
+    }
+
+    /// For `/readyz`.
+    pub async fn ping(&self) -> Result<()> {
+        let _: String = redis::cmd("PING")
+            .query_async(&mut self.redis.clone())
+            .await?;
+        Ok(())
+    }
+
+    /// Claims a request's idempotency key for `window`, recording the answer it will get
+    /// (`items`) so that a repeat arriving meanwhile gets the same ids.
+    pub async fn claim_request(
+        &self,
+        key: &RequestKey,
+        items: &[AcceptedItem],
+        window: Duration,
+    ) -> Result<RequestClaim> {
+        let name = request_key_name(key);
+        let record = serde_json::to_string(&RequestRecord {
+            fingerprint: key.fingerprint.clone(),
+            items: items.to_vec(),
+        })
+        .expect("a record serialises");
+        let mut redis = self.redis.clone();
+        let set: Option<String> = redis::cmd("SET")
+            .arg(&name)
+            .arg(&record)
+            .arg("NX")
+            .arg("PX")
+            .arg(window.as_millis() as u64)
+            .query_async(&mut redis)
+            .await?;
+        if set.is_some() {
+            return Ok(RequestClaim::Claimed);
+        }
+        let existing: Option<String> = redis.get(&name).await?;
+        let Some(existing) =
+            existing.and_then(|text| serde_json::from_str::<RequestRecord>(&text).ok())
+        else {
+            // It expired between the two commands: the window is over, so it is ours.
+            return Box::pin(self.claim_request(key, items, window)).await;
+        };
+        Ok(if existing.fingerprint == key.fingerprint {
+            RequestClaim::Replayed(existing.items)
+        } else {
+            RequestClaim::Reused
+        })
+    }
+
+    /// Replaces a claimed request's answer with the final one.
+    pub async fn settle_request(
+        &self,
+        key: &RequestKey,
+        items: &[AcceptedItem],
+        window: Duration,
+    ) -> Result<()> {
+        let record = serde_json::to_string(&RequestRecord {
+            fingerprint: key.fingerprint.clone(),
+            items: items.to_vec(),
+        })
+        .expect("a record serialises");
+        let _: () = self
+            .redis
+            .clone()
+            .pset_ex(request_key_name(key), record, window.as_millis() as u64)
+            .await?;
+        Ok(())
+    }
+
+    /// Gives back what a request claimed when it was not accepted after all, so its retry
+    /// is not mistaken for a repeat.
+    pub async fn release(
+        &self,
+        request: Option<&RequestKey>,
+        notifications: &[&Notification],
+    ) -> Result<()> {
+        let mut names: Vec<String> = request.map(request_key_name).into_iter().collect();
+        names.extend(
+            notifications
+                .iter()
+                .filter_map(|n| notification_key_name(n)),
+        );
+        if names.is_empty() {
+            return Ok(());
+        }
+        let _: () = self.redis.clone().del(names).await?;
+        Ok(())
+    }
+
+    /// Claims each notification's own idempotency key for `window`. For each notification,
+    /// `None` when it is new (or has no key), or the id of the first notification that
+    /// carried its key within the window.
+    pub async fn claim_notifications(
+        &self,
+        notifications: &[&Notification],
+        window: Duration,
+    ) -> Result<Vec<Option<String>>> {
+        let keyed: Vec<(usize, String)> = notifications
+            .iter()
+            .enumerate()
+            .filter_map(|(i, n)| notification_key_name(n).map(|name| (i, name)))
+            .collect();
+        let mut answers = vec![None; notifications.len()];
+        if keyed.is_empty() {
+            return Ok(answers);
+        }
+        // One round trip: SET NX for every key, then GET, which returns our own id where
+        // the SET won and the first id where it lost.
+        let mut pipe = redis::pipe();
+        for (i, name) in &keyed {
+            pipe.cmd("SET")
+                .arg(name)
+                .arg(&notifications[*i].id)
+                .arg("NX")
+                .arg("PX")
+                .arg(window.as_millis() as u64)
+                .ignore();
+        }
+        for (_, name) in &keyed {
+            pipe.get(name);
+        }
+        let holders: Vec<Option<String>> = pipe.query_async(&mut self.redis.clone()).await?;
+        for ((i, _), holder) in keyed.iter().zip(holders) {
+            if let Some(holder) = holder
+                && holder != notifications[*i].id
+            {
+                answers[*i] = Some(holder);
+            }
+        }
+        Ok(answers)
+    }
+
+    /// A rate limiter for one channel that counts every process's calls.
+    pub fn limiter(&self, channel: &str, limit: RateLimit) -> SharedLimiter {
+        SharedLimiter {
+            redis: self.redis.clone(),
+            channel: channel.to_owned(),
+            limit,
+            window: 0,
+            tokens: 0,
+            local: governor::RateLimiter::direct(crate::delivery::quota(&limit)),
+            redis_down: false,
+        }
+    }
+}
+
+fn request_key_name(key: &RequestKey) -> String {
+    format!("switchyard:idem:req:{}:{}", key.scope, key.key)
+}
+
+fn notification_key_name(notification: &Notification) -> Option<String> {
+    let key = notification.idempotency_key.as_ref()?;
+    Some(format!("switchyard:idem:n:{}:{key}", notification.source))
+}
+
+/// One channel's share of a rate limit counted in Redis, in fixed windows of the limit's
+/// period. A process claims calls a few at a time and spends them locally; calls left when
+/// the window ends are dropped, so the processes together stay under the limit.
+pub struct SharedLimiter {
+    redis: ConnectionManager,
+    channel: String,
+    limit: RateLimit,
+    /// The window the local tokens belong to.
+    window: u64,
+    tokens: u32,
+    /// Used while Redis is unreachable, so deliveries go on at this process's own pace
+    /// rather than stopping.
+    local: governor::DefaultDirectRateLimiter,
+    redis_down: bool,
+}
+
+impl SharedLimiter {
+    pub fn limit(&self) -> &RateLimit {
+        &self.limit
+    }
+
+    /// Waits until the channel may make one more call.
+    pub async fn until_ready(&mut self) {
+        let period_ms = (self.limit.per.as_millis() as u64).max(1);
+        loop {
+            let now = crate::store::now_ms() as u64;
+            let window = now / period_ms;
+            if window == self.window && self.tokens > 0 {
+                self.tokens -= 1;
+                return;
+            }
+            match self.claim(window, period_ms).await {
+                Ok(granted) => {
+                    if self.redis_down {
+                        tracing::info!(channel = %self.channel, "Redis is back; the channel's rate limit is shared again");
+                        self.redis_down = false;
+                    }
+                    self.window = window;
+                    self.tokens = granted;
+                    if granted == 0 {
+                        let next = (window + 1) * period_ms;
+                        tokio::time::sleep(Duration::from_millis(next.saturating_sub(now))).await;
+                    }
+                }
+                Err(error) => {
+                    if !self.redis_down {
+                        tracing::warn!(channel = %self.channel, %error, "Redis is unreachable; the channel's rate limit holds per process until it is back");
+                        self.redis_down = true;
+                    }
+                    self.local.until_ready().await;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Claims up to a share of `window`'s calls; returns how many were granted.
+    async fn claim(&mut self, window: u64, period_ms: u64) -> Result<u32> {
+        let want = (self.limit.count / RATE_CLAIM_SHARE).max(1);
+        let key = format!("switchyard:rate:{}:{window}", self.channel);
+        let (total,): (u64,) = redis::pipe()
+            .atomic()
+            .incr(&key, want)
+            .pexpire(&key, (period_ms * 2) as i64)
+            .ignore()
+            .query_async(&mut self.redis)
+            .await?;
+        let before = total.saturating_sub(want as u64);
+        let left = (self.limit.count as u64).saturating_sub(before);
+        Ok(left.min(want as u64) as u32)
+    }
+}
