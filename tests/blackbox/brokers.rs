@@ -36,13 +36,54 @@ fn random_name(prefix: &str) -> String {
     format!("{prefix}_{:016x}", rand::random::<u64>())
 }
 
-/// One test's share of the backbone: its topic, group, queues and database.
+/// One test's share of the backbone: its topic, group, queues and database. Dropping it
+/// (after the test's hubs, which are declared later) deletes the database and the queues.
 struct Backbone {
     kafka: String,
     topic: String,
     group: String,
     prefix: String,
     database: String,
+    /// The channels whose queues the test's hubs make.
+    channels: Vec<String>,
+}
+
+impl Drop for Backbone {
+    fn drop(&mut self) {
+        let database = self.database.clone();
+        let queues: Vec<String> = self
+            .channels
+            .iter()
+            .flat_map(|c| [format!("{}.{c}", self.prefix), format!("{}.{c}.dead", self.prefix)])
+            .collect();
+        // Drop cannot await, and the test's runtime may be gone: a small runtime of its own.
+        let cleanup = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the cleanup");
+            runtime.block_on(async {
+                if let Ok(admin) = sqlx::PgPool::connect(&postgres_admin_url()).await {
+                    let drop = format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)");
+                    let _ = sqlx::query(&drop).execute(&admin).await;
+                }
+                let connection =
+                    lapin::Connection::connect(RABBITMQ_URL, lapin::ConnectionProperties::default())
+                        .await;
+                if let Ok(channel) = match &connection {
+                    Ok(connection) => connection.create_channel().await,
+                    Err(_) => return,
+                } {
+                    for queue in queues {
+                        let _ = channel
+                            .queue_delete(queue.as_str().into(), Default::default())
+                            .await;
+                    }
+                }
+            });
+        });
+        let _ = cleanup.join();
+    }
 }
 
 impl Backbone {
@@ -63,6 +104,7 @@ impl Backbone {
             group: random_name("routers"),
             prefix: random_name("q"),
             database,
+            channels: vec!["hook".to_owned()],
         }
     }
 
@@ -316,10 +358,11 @@ async fn two_processes_share_a_burst() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn rate_limits_hold_across_processes() {
     let _rabbitmq = RABBITMQ.read().await;
-    let backbone = Backbone::fresh().await;
+    let mut backbone = Backbone::fresh().await;
     let receiver = Receiver::start().await;
     // The rate limit is counted in Redis by channel name: a name of this test's own.
     let channel = random_name("limited");
+    backbone.channels.push(channel.clone());
     let routes = format!(
         "channels:\n{}routes:\n  - name: all\n    match: {{ kind: \"*\" }}\n    to: [{channel}]\n",
         webhook_channel(

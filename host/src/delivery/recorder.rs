@@ -128,7 +128,7 @@ async fn settle(
     let settling = unsettled.map(|(index, mut leased)| {
         let record = &records[index];
         async move {
-            let result = match record.next {
+            match record.next {
                 NextStep::Done => leased.ack().await,
                 NextStep::RetryAt(at) => {
                     leased.delivery.attempts = record.attempt;
@@ -136,15 +136,20 @@ async fn settle(
                     leased.retry_in(Duration::from_millis(wait)).await
                 }
                 NextStep::Dead => leased.dead().await,
-            };
-            if let Err(error) = result {
-                // The broker hands the delivery out again; the next attempt is recorded
-                // as the one after this.
-                tracing::warn!(delivery = %record.delivery_id, %error, "could not settle a delivery on its queue; it will be redelivered");
             }
         }
     });
-    futures::future::join_all(settling).await;
+    let failures: Vec<rabbit::Error> = futures::future::join_all(settling)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    if let Some(error) = failures.first() {
+        // One line for the batch: when the broker goes away, every delivery in flight fails
+        // the same way. The broker hands them out again; their next attempt is recorded as
+        // the one after this.
+        tracing::warn!(deliveries = failures.len(), %error, "could not settle recorded deliveries on their queues; they will be redelivered");
+    }
 }
 
 fn count(channels: &[String], records: &[AttemptRecord]) {
