@@ -45,7 +45,7 @@
 //! queues:                      # where deliveries wait for their channel's workers
 //!   url: embedded              # the store itself; or amqp://user:password@host:5672/%2f
 //!   type: quorum               # or classic
-//!   prefetch: 256              # unacknowledged deliveries per channel per worker
+//!   prefetch: 2048             # unacknowledged deliveries per channel per worker
 //!   delivery_limit: 5          # hand-outs of one message before it is dead-lettered
 //!   prefix: switchyard         # queue names: <prefix>.<channel>, <prefix>.<channel>.dead
 //! redis:
@@ -345,7 +345,10 @@ impl Default for Config {
             queues: QueuesConfig {
                 url: EMBEDDED.to_owned(),
                 queue_type: QueueType::Quorum,
-                prefetch: 256,
+                // A delivery stays unacknowledged until its attempt is recorded, which
+                // takes a batch write: a small window starves the workers (256 held the
+                // bench to 4.9k/s, 2048 let it reach 8.4k/s).
+                prefetch: 2048,
                 delivery_limit: 5,
                 prefix: "switchyard".to_owned(),
             },

@@ -156,6 +156,11 @@ const UPLOAD_PATHS: &[&str] = &["/api/v1/plugins", "/admin/plugins"];
 /// Refuses bodies over the limit with 413: at once when the declared length is over, and
 /// while reading when the length is not declared (a chunked upload). poem's own
 /// `SizeLimit` refuses every request without a `Content-Length`, GETs included.
+///
+/// A body within the limit is read whole before the handler runs, so an answer that does
+/// not need the body (a 401 for a bad token) still comes after it: a proxy such as nginx
+/// that is still sending the body would otherwise see the connection close under it and
+/// answer 502.
 async fn limit_body<E: Endpoint>(
     endpoint: Arc<E>,
     mut request: Request,
@@ -169,8 +174,8 @@ async fn limit_body<E: Endpoint>(
     let too_large = || poem::Error::from_status(StatusCode::PAYLOAD_TOO_LARGE);
     match request.headers().typed_get::<ContentLength>() {
         Some(ContentLength(length)) if length as usize > max => return Err(too_large()),
-        Some(_) => {}
-        None => {
+        Some(ContentLength(0)) => {}
+        Some(_) | None => {
             let body = request
                 .take_body()
                 .into_bytes_limit(max)

@@ -54,7 +54,12 @@ impl Drop for Backbone {
         let queues: Vec<String> = self
             .channels
             .iter()
-            .flat_map(|c| [format!("{}.{c}", self.prefix), format!("{}.{c}.dead", self.prefix)])
+            .flat_map(|c| {
+                [
+                    format!("{}.{c}", self.prefix),
+                    format!("{}.{c}.dead", self.prefix),
+                ]
+            })
             .collect();
         // Drop cannot await, and the test's runtime may be gone: a small runtime of its own.
         let cleanup = std::thread::spawn(move || {
@@ -67,9 +72,11 @@ impl Drop for Backbone {
                     let drop = format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)");
                     let _ = sqlx::query(&drop).execute(&admin).await;
                 }
-                let connection =
-                    lapin::Connection::connect(RABBITMQ_URL, lapin::ConnectionProperties::default())
-                        .await;
+                let connection = lapin::Connection::connect(
+                    RABBITMQ_URL,
+                    lapin::ConnectionProperties::default(),
+                )
+                .await;
                 if let Ok(channel) = match &connection {
                     Ok(connection) => connection.create_channel().await,
                     Err(_) => return,

@@ -703,14 +703,22 @@ impl std::fmt::Display for Report<'_> {
             args.connections,
             args.payload_bytes
         )?;
+        let store = args
+            .store
+            .as_deref()
+            .map_or_else(|| "SQLite (temporary)".to_owned(), crate::bus::redacted);
         writeln!(
             f,
-            "  hub               embedded (SQLite), webhook channel concurrency {}",
+            "  hub               store {store}, webhook channel concurrency {}",
             args.delivery_concurrency
         )?;
+        // Brokers are chosen by environment (SWITCHYARD_STREAM__URL, ...); shown here.
         let passed = hub::passed_through_env();
         if !passed.is_empty() {
-            let env: Vec<String> = passed.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let env: Vec<String> = passed
+                .iter()
+                .map(|(k, v)| format!("{k}={}", crate::bus::redacted(v)))
+                .collect();
             writeln!(f, "  hub env           {}", env.join(" "))?;
         }
         writeln!(
