@@ -5,7 +5,7 @@
 //! side by side; the one that stops RabbitMQ holds the others off while it does.
 
 use std::collections::BTreeSet;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::LazyLock;
 use std::time::Duration;
 
@@ -15,6 +15,7 @@ use tokio::sync::RwLock;
 use crate::support::{
     Answer, Hub, Receiver, Reply, eventually, free_port, one_hook, webhook_channel,
 };
+use crate::tansu::PrivateBroker;
 
 /// Tests that need RabbitMQ up hold this for reading; the restart test holds it for writing.
 static RABBITMQ: LazyLock<RwLock<()>> = LazyLock::new(|| RwLock::new(()));
@@ -438,71 +439,10 @@ fn rabbitmqctl(command: &str) {
     assert!(status.success(), "rabbitmqctl {command} failed");
 }
 
-/// A tansu broker of the test's own, on its own port and data dir, to stop and start.
-struct Tansu {
-    dir: tempfile::TempDir,
-    port: u16,
-    child: Option<Child>,
-}
-
-impl Tansu {
-    async fn start() -> Tansu {
-        let mut tansu = Tansu {
-            dir: tempfile::tempdir().unwrap(),
-            port: free_port(),
-            child: None,
-        };
-        tansu.restart().await;
-        tansu
-    }
-
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    async fn restart(&mut self) {
-        let url = format!("tcp://{}", self.address());
-        let child = Command::new("tansu")
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .current_dir(self.dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("the tansu broker is installed (scripts/test.sh installs it)");
-        self.child = Some(child);
-        let address = self.address();
-        eventually(Duration::from_secs(30), "tansu accepts connections", || {
-            let address = address.clone();
-            async move { tokio::net::TcpStream::connect(address).await.ok() }
-        })
-        .await;
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Tansu {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn accept_answers_503_while_kafka_is_down_and_recovers_without_a_restart() {
     let _rabbitmq = RABBITMQ.read().await;
-    let mut tansu = Tansu::start().await;
+    let mut tansu = PrivateBroker::start();
     let backbone = Backbone::fresh().await;
     let receiver = Receiver::start().await;
     let routes = one_hook(&receiver.url("/hook"), "[100ms]", "");
@@ -538,7 +478,7 @@ async fn accept_answers_503_while_kafka_is_down_and_recovers_without_a_restart()
         "{problem}"
     );
 
-    tansu.restart().await;
+    tansu.resume();
     let hubs = [(hub.url(""), hub.token.clone())];
     let ids = send_burst(&hubs, 200, "after").await;
     wait_for_all(&receiver, &ids).await;

@@ -19,4 +19,6 @@ mod ops;
 mod reload;
 mod retries;
 mod support;
+#[path = "../shared/tansu.rs"]
+mod tansu;
 mod ws;

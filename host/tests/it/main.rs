@@ -12,3 +12,5 @@ mod rabbit;
 mod sandbox;
 mod store;
 mod support;
+#[path = "../../../tests/shared/tansu.rs"]
+mod tansu;
