@@ -224,13 +224,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Some(url) => url,
                 None => config.load()?.store_url(),
             };
+            let shown = switchyard::bus::redacted(&url);
             let applied = tokio
                 .block_on(Store::migrate(&url))
-                .with_context(|| format!("could not migrate the store at {}", redact(&url)))?;
+                .with_context(|| format!("could not migrate the store at {shown}"))?;
             if applied.is_empty() {
-                println!("The store at {} is up to date.", redact(&url));
+                println!("The store at {shown} is up to date.");
             } else {
-                println!("Applied to the store at {}:", redact(&url));
+                println!("Applied to the store at {shown}:");
                 for migration in &applied {
                     println!("  {} {}", migration.version, migration.description);
                 }
@@ -319,17 +320,6 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             );
             Ok(ExitCode::SUCCESS)
         }
-    }
-}
-
-/// `url` without its password, if it has one, so it can be printed.
-fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
     }
 }
 

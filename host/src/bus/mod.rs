@@ -106,3 +106,27 @@ pub fn redacted(url: &str) -> String {
         _ => url.to_owned(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::redacted;
+
+    #[test]
+    fn masks_the_password_only() {
+        assert_eq!(
+            redacted("amqp://guest:secret@127.0.0.1:5672/%2f"),
+            "amqp://guest:***@127.0.0.1:5672/%2f"
+        );
+        assert_eq!(redacted("amqp://127.0.0.1:5672"), "amqp://127.0.0.1:5672");
+        assert_eq!(redacted("amqp://user@host"), "amqp://user@host");
+        assert_eq!(
+            redacted("amqps://u:p@ss:w@host/vh"),
+            "amqps://u:***@host/vh"
+        );
+        assert_eq!(
+            redacted("postgres://app:pw@db:5432/switchyard"),
+            "postgres://app:***@db:5432/switchyard"
+        );
+        assert_eq!(redacted("not a url"), "not a url");
+    }
+}

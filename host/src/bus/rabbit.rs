@@ -149,7 +149,7 @@ impl RabbitQueues {
     /// Connects and checks the broker within `settings.connect_timeout`; a clear error
     /// naming the URL (password masked) when it cannot.
     pub async fn connect(settings: &RabbitSettings) -> Result<Arc<RabbitQueues>> {
-        let url = mask_password(&settings.url);
+        let url = super::redacted(&settings.url);
         if !(settings.url.starts_with("amqp://") || settings.url.starts_with("amqps://")) {
             return Err(Error::InvalidUrl {
                 url,
@@ -1026,48 +1026,4 @@ fn is_connection_error(error: &lapin::Error) -> bool {
             error.kind(),
             lapin::ErrorKind::InvalidConnectionState(_) | lapin::ErrorKind::MissingHeartbeatError
         )
-}
-
-/// `amqp://user:password@host` → `amqp://user:***@host`.
-fn mask_password(url: &str) -> String {
-    let Some(scheme_end) = url.find("://") else {
-        return url.to_string();
-    };
-    let rest = &url[scheme_end + 3..];
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let Some(at) = rest[..authority_end].rfind('@') else {
-        return url.to_string();
-    };
-    let userinfo = &rest[..at];
-    match userinfo.find(':') {
-        Some(colon) => format!(
-            "{}{}:***{}",
-            &url[..scheme_end + 3],
-            &userinfo[..colon],
-            &rest[at..]
-        ),
-        None => url.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn masks_the_password_only() {
-        assert_eq!(
-            mask_password("amqp://guest:secret@127.0.0.1:5672/%2f"),
-            "amqp://guest:***@127.0.0.1:5672/%2f"
-        );
-        assert_eq!(
-            mask_password("amqp://127.0.0.1:5672"),
-            "amqp://127.0.0.1:5672"
-        );
-        assert_eq!(mask_password("amqp://user@host"), "amqp://user@host");
-        assert_eq!(
-            mask_password("amqps://u:p@ss:w@host/vh"),
-            "amqps://u:***@host/vh"
-        );
-    }
 }

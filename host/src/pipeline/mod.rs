@@ -135,9 +135,10 @@ impl Hub {
                 config.data_dir.display()
             )
         })?;
-        let store = Store::open(&config.store_url())
-            .await
-            .with_context(|| format!("could not open the store at {}", config.store_url()))?;
+        let store = Store::open(&config.store_url()).await.with_context(|| {
+            let url = crate::bus::redacted(&config.store_url());
+            format!("could not open the store at {url}")
+        })?;
 
         let key_source = KeySource::from_env_or_file(config.master_key_path());
         let vault = Vault::open(store.clone(), key_source.clone())

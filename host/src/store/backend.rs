@@ -96,7 +96,7 @@ pub(super) async fn connect(url: &str) -> Result<(Pool, Pool)> {
             .await?;
         Ok((Pool::Postgres(pool.clone()), Pool::Postgres(pool)))
     } else {
-        Err(Error::Url(url.to_string()))
+        Err(Error::Url(crate::bus::redacted(url)))
     }
 }
 

@@ -164,3 +164,24 @@ fn admin_create_user_takes_the_password_off_the_command_line() {
         ));
     });
 }
+
+#[test]
+fn migrate_applies_the_schema_once_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("switchyard.db").display());
+    let (ok, out) = switchyard(&["migrate", "--store", &url]);
+    assert!(ok, "{out}");
+    assert!(
+        out.starts_with(&format!("Applied to the store at {url}:")),
+        "{out}"
+    );
+    assert!(out.contains("pipeline"), "names what it applied: {out}");
+    let (ok, out) = switchyard(&["migrate", "--store", &url]);
+    assert!(ok, "{out}");
+    assert_eq!(out.trim(), format!("The store at {url} is up to date."));
+
+    let (ok, out) = switchyard(&["migrate", "--store", "mysql://app:secret@db/switchyard"]);
+    assert!(!ok, "an unsupported store is refused");
+    assert!(out.contains("mysql://app:***@db/switchyard"), "{out}");
+    assert!(!out.contains("secret"), "the password is masked: {out}");
+}
