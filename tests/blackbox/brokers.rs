@@ -301,6 +301,36 @@ async fn notifications_travel_through_kafka_and_rabbitmq_with_retries_and_dead_l
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_stream_and_the_queues_are_chosen_independently() {
+    let _rabbitmq = RABBITMQ.read().await;
+    for (stream, queues) in [("kafka", "embedded"), ("embedded", "rabbitmq")] {
+        let backbone = Backbone::fresh().await;
+        let receiver = Receiver::start().await;
+        let routes = one_hook(&receiver.url("/hook"), "[100ms]", "");
+        let mut hub = backbone.hub(&routes, "api,router,worker");
+        if stream == "embedded" {
+            hub = hub.env("SWITCHYARD_STREAM__URL", "embedded");
+        }
+        if queues == "embedded" {
+            hub = hub.env("SWITCHYARD_QUEUES__URL", "embedded");
+        }
+        hub.start().await;
+        let hubs = [(hub.url(""), hub.token.clone())];
+        let ids = send_burst(&hubs, 300, stream).await;
+        let requests = wait_for_all(&receiver, &ids).await;
+        assert_eq!(requests, 300, "{stream} stream, {queues} queues");
+        // A retry goes back through whichever queue carries the delivery.
+        receiver.script([Reply::status(503)]);
+        let id = hub.send(json!({"kind": "one.retry", "payload": {}})).await;
+        let notification = settled(&hub, &id, "delivered").await;
+        assert_eq!(
+            notification["deliveries"][0]["attempts"], 2,
+            "{stream} stream, {queues} queues: {notification:#}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_killed_mid_burst_loses_nothing() {
     let _rabbitmq = RABBITMQ.read().await;
     let backbone = Backbone::fresh().await;
