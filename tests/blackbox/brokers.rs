@@ -391,6 +391,30 @@ async fn two_processes_share_a_burst() {
         by_one > 0 && by_two > 0,
         "both processes delivered: {by_one} and {by_two}"
     );
+
+    // The idempotency window holds across processes: one client (one token) sending the
+    // same request to each gets one notification. So does a notification's own key.
+    let send = |url: String, key: &'static str, body: Value| {
+        let request = reqwest::Client::new()
+            .post(format!("{url}/api/v1/notifications"))
+            .bearer_auth(&one.token)
+            .header("content-type", "application/json")
+            .header("idempotency-key", key)
+            .body(body.to_string());
+        Answer::of(request)
+    };
+    let body = json!({"kind": "once.only", "payload": {}});
+    let first = send(one.url(""), "across", body.clone()).await;
+    let again = send(two.url(""), "across", body).await;
+    assert_eq!((first.status, again.status), (202, 202), "{first} {again}");
+    assert_eq!(first.json()["id"], again.json()["id"]);
+    let keyed = json!({"kind": "once.only", "idempotency_key": "n-1", "payload": {}});
+    let first = send(one.url(""), "keyed-1", keyed.clone()).await;
+    let again = send(two.url(""), "keyed-2", keyed).await;
+    assert_eq!(first.json()["id"], again.json()["id"], "{first} {again}");
+    assert_eq!(again.json()["duplicate"], true, "{again}");
+    let once = first.json()["id"].as_str().unwrap().to_owned();
+    settled(&one, &once, "delivered").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
