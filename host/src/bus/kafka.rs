@@ -299,7 +299,14 @@ impl KafkaProducer {
             Some((code, reason)) => {
                 tracing::error!(?code, %reason, "the Kafka producer failed for good; starting a new one")
             }
-            None => tracing::warn!("a Kafka publish failed; the next one starts a new producer"),
+            None => {
+                if let Some(held_back) = Context::new("producer").admit("replaced") {
+                    tracing::warn!(
+                        held_back,
+                        "a Kafka publish failed; the next one starts a new producer"
+                    )
+                }
+            }
         }
         let old = match build_producer(&self.config) {
             Ok(fresh) => std::mem::replace(&mut *slot, fresh),
@@ -573,26 +580,28 @@ async fn ensure_topic(settings: &KafkaSettings) -> Result<()> {
     Ok(())
 }
 
+/// Last time each kind of complaint was logged, and how many were held back since, for
+/// the whole process: a producer replaced after a failure must not start with a clean
+/// slate, or an outage logs once per replacement. Keys are a role with a librdkafka
+/// facility or error code: a small, fixed set.
+static RECENT: std::sync::LazyLock<Mutex<HashMap<String, (Instant, u64)>>> =
+    std::sync::LazyLock::new(Mutex::default);
+
 /// Routes librdkafka's logs and errors into `tracing`, holding back repeats.
 struct Context {
     role: &'static str,
-    /// Last time each kind of complaint was logged, and how many were held back since.
-    /// Keys are librdkafka facilities and error codes: a small, fixed set.
-    recent: Mutex<HashMap<String, (Instant, u64)>>,
 }
 
 impl Context {
     fn new(role: &'static str) -> Context {
-        Context {
-            role,
-            recent: Mutex::new(HashMap::new()),
-        }
+        Context { role }
     }
 
     /// `Some(held back since the last time)` when `key` may be logged now.
     fn admit(&self, key: &str) -> Option<u64> {
-        let mut recent = self
-            .recent
+        let key = format!("{}:{key}", self.role);
+        let key = key.as_str();
+        let mut recent = RECENT
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         let now = Instant::now();

@@ -214,6 +214,7 @@ async fn run_kafka(
     window: Duration,
     events: Events,
 ) {
+    let mut outage = false;
     while let Some(group) = next_group(&mut jobs).await {
         // Dedupe every request at once: each is a round trip or two to Redis.
         let mut requests: Vec<Publishing> =
@@ -238,8 +239,18 @@ async fn run_kafka(
         } else {
             producer.publish(&fresh).await
         };
-        if let Err(error) = &published {
-            tracing::error!(%error, notifications = fresh.len(), "could not publish accepted notifications to Kafka; the senders get 503");
+        // Logged when an outage starts and when it ends, not for every request meanwhile.
+        match &published {
+            Err(error) if !outage => {
+                outage = true;
+                tracing::error!(%error, notifications = fresh.len(), "could not publish accepted notifications to Kafka; senders get 503 until it is back");
+            }
+            Err(error) => tracing::debug!(%error, "Kafka is still refusing notifications"),
+            Ok(()) if outage && !fresh.is_empty() => {
+                outage = false;
+                tracing::info!("publishing to Kafka again");
+            }
+            Ok(()) => {}
         }
 
         let finishing = requests.iter_mut().filter(|r| r.answer.is_none()).map(|r| {
