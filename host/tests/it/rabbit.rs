@@ -22,6 +22,8 @@ use switchyard::store::Notification;
 use tokio::sync::{RwLock, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::support::Captured;
+
 /// Shared by the tests that only use the broker; held alone by the one that restarts it.
 static BROKER: RwLock<()> = RwLock::const_new(());
 
@@ -408,20 +410,6 @@ async fn prefetch_bounds_what_one_consumer_holds() {
 /// Stops the broker mid-stream and starts it again: enqueue fails while it is down,
 /// consumers come back by themselves, and every delivery is acked at least once, including
 /// the ones held unacked when the broker went.
-/// Collects what the subscriber writes.
-#[derive(Clone, Default)]
-struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn a_broker_restart_mid_stream_loses_nothing() {
     let _alone = BROKER.write().await;

@@ -240,20 +240,6 @@ async fn a_plugin_has_no_ambient_environment_files_network_or_clock() {
     assert!(seen.ends_with("clock=0"), "WASI's clock reads zero: {seen}");
 }
 
-/// Collects formatted log output in memory.
-#[derive(Clone, Default)]
-struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[tokio::test]
 async fn plugin_log_lines_reach_tracing_tagged_with_the_plugin() {
     let captured = Captured::default();
