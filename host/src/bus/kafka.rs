@@ -12,6 +12,11 @@
 //!   calls [`KafkaConsumer::commit`] after the batch's deliveries are durable, so a crash
 //!   repeats a batch and never skips one.
 //!
+//! Packs: a record carries up to `settings.pack` notifications of one publish, as a JSON
+//! array (a single notification is a JSON object, which the router reads too). The
+//! broker's work is per record, so packs divide it; a pack is routed and committed as a
+//! whole, like any record.
+//!
 //! librdkafka reconnects on its own with exponential back-off. Its log lines and errors go
 //! through `tracing` (target `librdkafka`), and the ones that repeat while a broker is away
 //! are logged at most once per [`REPEAT_LOG_EVERY`] with a count of those held back.
@@ -111,6 +116,8 @@ pub struct KafkaProducer {
     topic: String,
     brokers: String,
     timeout: Duration,
+    /// The most notifications one record carries.
+    pack: usize,
 }
 
 impl KafkaProducer {
@@ -141,12 +148,13 @@ impl KafkaProducer {
             topic: settings.topic.clone(),
             brokers: settings.brokers.clone(),
             timeout,
+            pack: settings.pack.max(1) as usize,
         })
     }
 
-    /// Publishes each notification (key: its id, so one notification always lands on the
-    /// same partition; value: its JSON) and returns `Ok` only when every one is
-    /// acknowledged. Any failure is an `Err` after at most the publish timeout
+    /// Publishes the notifications in packs of up to `settings.pack` (key: the first one's
+    /// id, so a retried publish lands on the same partition; value: the pack's JSON) and
+    /// returns `Ok` only when every record is acknowledged. Any failure is an `Err` after at most the publish timeout
     /// (`settings.connect_timeout`); the caller answers 503 and the sender retries.
     pub async fn publish(&self, notifications: &[Notification]) -> Result<()> {
         if notifications.is_empty() {
@@ -170,15 +178,18 @@ impl KafkaProducer {
         // librdkafka times every message out by itself; this deadline only guards against
         // a delivery report that never comes (it should not happen).
         let deadline = tokio::time::Instant::now() + self.timeout + Duration::from_secs(5);
-        let mut pending = Vec::with_capacity(total);
+        let mut pending = Vec::with_capacity(total.div_ceil(self.pack));
         let mut value = Vec::with_capacity(512);
         // Everything is queued before anything is awaited, so the whole slice travels in a
-        // few large batches instead of one round trip per notification.
-        for (index, notification) in notifications.iter().enumerate() {
+        // few large batches instead of one round trip per record.
+        for (index, pack) in notifications.chunks(self.pack).enumerate() {
             value.clear();
-            serde_json::to_writer(&mut value, notification)?;
+            match pack {
+                [one] => serde_json::to_writer(&mut value, one)?,
+                many => serde_json::to_writer(&mut value, many)?,
+            }
             let mut record = FutureRecord::to(&self.topic)
-                .key(notification.id.as_str())
+                .key(pack[0].id.as_str())
                 .payload(&value);
             loop {
                 match producer.send_result(record) {
@@ -198,7 +209,7 @@ impl KafkaProducer {
                     // retry is then a duplicate, which the router dedupes.
                     Err((error, _)) => {
                         return Err(Error::Publish {
-                            failed: total - index,
+                            failed: total - index * self.pack,
                             total,
                             reason: error.to_string(),
                         });
@@ -217,13 +228,13 @@ impl KafkaProducer {
         };
         let mut failed = 0;
         let mut first = None;
-        for report in reports {
+        for (report, pack) in reports.into_iter().zip(notifications.chunks(self.pack)) {
             let error = match report {
                 Ok(Ok(_)) => continue,
                 Ok(Err((error, _))) => error.to_string(),
                 Err(_) => "the producer was shut down".to_string(),
             };
-            failed += 1;
+            failed += pack.len();
             first.get_or_insert(error);
         }
         match first {
@@ -495,13 +506,12 @@ impl StreamBatch {
         self.offsets
             .insert(message.partition(), message.offset() + 1);
         let decoded = match message.payload() {
-            Some(payload) => {
-                serde_json::from_slice::<Notification>(payload).map_err(|error| error.to_string())
-            }
+            Some(payload) => decode(payload).map_err(|error| error.to_string()),
             None => Err("the message has no value".to_string()),
         };
         match decoded {
-            Ok(notification) => self.notifications.push(notification),
+            Ok(Decoded::One(notification)) => self.notifications.push(notification),
+            Ok(Decoded::Pack(pack)) => self.notifications.extend(pack),
             Err(reason) => {
                 self.malformed += 1;
                 tracing::warn!(
@@ -517,6 +527,25 @@ impl StreamBatch {
 
     fn offsets_read(&self) -> usize {
         self.notifications.len() + self.malformed
+    }
+}
+
+/// What one record carries.
+enum Decoded {
+    One(Notification),
+    Pack(Vec<Notification>),
+}
+
+/// A record's value: one notification (an object) or a pack (an array).
+fn decode(value: &[u8]) -> serde_json::Result<Decoded> {
+    if value.iter().find(|byte| !byte.is_ascii_whitespace()) == Some(&b'[') {
+        let pack: Vec<Notification> = serde_json::from_slice(value)?;
+        if pack.is_empty() {
+            return Err(serde::de::Error::custom("an empty pack"));
+        }
+        Ok(Decoded::Pack(pack))
+    } else {
+        serde_json::from_slice(value).map(Decoded::One)
     }
 }
 

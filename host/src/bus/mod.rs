@@ -56,6 +56,8 @@ pub struct KafkaSettings {
     pub partitions: i32,
     /// The routers' consumer group.
     pub group: String,
+    /// The most notifications one record carries (a pack); see [`kafka`](self::kafka).
+    pub pack: u32,
     /// How long start-up waits for the brokers before it gives up with an error.
     pub connect_timeout: Duration,
 }
@@ -66,8 +68,11 @@ pub struct RabbitSettings {
     /// `amqp://user:password@host:port/vhost`.
     pub url: String,
     pub queue_type: QueueType,
-    /// The most unacknowledged deliveries one worker holds per channel.
+    /// The most unacknowledged messages one worker holds per channel.
     pub prefetch: u16,
+    /// The most deliveries the router puts in one message (a parcel); see
+    /// [`rabbit`](self::rabbit).
+    pub parcel: u32,
     /// How many times a message may be handed out without being settled before it goes to
     /// the dead-letter queue: what stops a poison message from cycling forever.
     pub delivery_limit: u32,

@@ -16,6 +16,15 @@
 //! given-back copy) is confirmed. A failure anywhere in between leaves the message unacked,
 //! and the broker hands it out again: at least once.
 //!
+//! Parcels: a message carries one delivery (a JSON object) or, when the router enqueues many
+//! for one channel at once, a parcel of up to `settings.parcel` of them (a JSON array). The
+//! broker's work per message is most of what a delivery costs it, so parcels divide that
+//! cost. A worker settles each delivery of a parcel on its own: a retry, a dead letter or a
+//! give-back is published as a message of its own, and the parcel is acked once every one of
+//! its deliveries is settled. A parcel handed out a second time (its consumer died holding
+//! it) is split into single deliveries before anyone sees it, so a poison delivery reaches
+//! its delivery limit alone and never takes the rest of its parcel with it.
+//!
 //! Poison messages: quorum queues count hand-outs themselves (`x-delivery-limit`) and
 //! dead-letter at the limit. Classic queues cannot, so a header carries the count: a
 //! give-back republishes with the count raised, and a message the broker redelivers (its
@@ -188,20 +197,30 @@ impl RabbitQueues {
     }
 
     /// Puts deliveries on their channels' queues (declaring queues on first use),
-    /// persistent, and returns `Ok` only when the broker has confirmed every one.
+    /// persistent, in parcels of up to `settings.parcel` per message, and returns `Ok` only
+    /// when the broker has confirmed every message.
     pub async fn enqueue(&self, deliveries: &[QueuedDelivery]) -> Result<()> {
         if deliveries.is_empty() {
             return Ok(());
         }
-        let mut messages = Vec::with_capacity(deliveries.len());
+        let mut by_channel: Vec<(&str, Vec<&QueuedDelivery>)> = Vec::new();
         for delivery in deliveries {
-            messages.push((self.queue_name(&delivery.channel), encode(delivery)?));
+            match by_channel
+                .iter_mut()
+                .find(|(channel, _)| *channel == delivery.channel)
+            {
+                Some((_, list)) => list.push(delivery),
+                None => by_channel.push((&delivery.channel, vec![delivery])),
+            }
         }
-        let mut channels: Vec<&str> = deliveries.iter().map(|d| d.channel.as_str()).collect();
-        channels.sort_unstable();
-        channels.dedup();
-        let mut wanted = Vec::with_capacity(channels.len() * 2);
-        for channel in channels {
+        let parcel = self.settings.parcel.max(1) as usize;
+        let mut messages = Vec::new();
+        let mut wanted = Vec::with_capacity(by_channel.len() * 2);
+        for (channel, list) in &by_channel {
+            let queue = self.queue_name(channel);
+            for chunk in list.chunks(parcel) {
+                messages.push((queue.clone(), encode_parcel(chunk)?));
+            }
             wanted.push(self.work_queue(channel));
             wanted.push(self.dead_queue(channel));
         }
@@ -682,20 +701,21 @@ impl Consumer {
                     });
                 }
             };
-            let leased = match self.admit(&channel, message).await {
-                Ok(Some(leased)) => leased,
-                Ok(None) => continue,
+            let admitted = match self.admit(&channel, message).await {
+                Ok(admitted) => admitted,
                 Err(error) => return Ended::Lost(error),
             };
-            tokio::select! {
-                biased;
-                _ = self.stop.cancelled() => {
-                    // The unsent lease is dropped with the send, which gives it back.
-                    return self.cancel(&channel, stream).await;
+            for leased in admitted {
+                tokio::select! {
+                    biased;
+                    _ = self.stop.cancelled() => {
+                        // Unsent leases are dropped here, which gives them back.
+                        return self.cancel(&channel, stream).await;
+                    }
+                    sent = self.sender.send(leased) => if sent.is_err() {
+                        return self.cancel(&channel, stream).await;
+                    },
                 }
-                sent = self.sender.send(leased) => if sent.is_err() {
-                    return self.cancel(&channel, stream).await;
-                },
             }
         }
     }
@@ -720,67 +740,121 @@ impl Consumer {
         Ended::Done
     }
 
-    /// Decides what becomes of a message the broker handed us: `Some` when a worker is to
-    /// attempt it, `None` when it was settled here (dead-lettered, or republished to count
-    /// a redelivery). An error means the message could not be settled; the subscription is
-    /// dropped so that the broker hands out everything on it again.
+    /// Decides what becomes of a message the broker handed us: the deliveries a worker is
+    /// to attempt, or none when it was settled here (dead-lettered, republished to count a
+    /// redelivery, or a returned parcel split up). An error means the message could not be
+    /// settled; the subscription is dropped so that the broker hands out everything on it
+    /// again.
     async fn admit(
         &self,
         channel: &Arc<Channel>,
         message: lapin::message::Delivery,
-    ) -> Result<Option<Leased>> {
+    ) -> Result<Vec<Leased>> {
         let queues = &self.queues;
         let queue = queues.queue_name(&self.channel);
-        let delivery = match serde_json::from_slice::<QueuedDelivery>(&message.data) {
-            Ok(delivery) => delivery,
+        let mut deliveries = match decode(&message.data) {
+            Ok(deliveries) => deliveries,
             Err(error) => {
                 tracing::error!(%queue, %error, bytes = message.data.len(), "a message on the queue is not a delivery; it goes to the dead-letter queue");
                 let reason = format!("not a delivery: {error}");
                 self.settle_elsewhere(&message, &queues.dead_queue(&self.channel), &reason, None)
                     .await?;
-                return Ok(None);
+                return Ok(Vec::new());
             }
         };
         let handouts = match queues.settings.queue_type {
             QueueType::Quorum => header_count(&message.properties, DELIVERY_COUNT_HEADER),
             QueueType::Classic => {
-                let handouts = header_count(&message.properties, HANDOUTS_HEADER)
-                    + u32::from(message.redelivered);
-                if handouts >= queues.delivery_limit() {
-                    tracing::warn!(%queue, delivery = %delivery.delivery_id, handouts, "the delivery came back unsettled too often; it goes to the dead-letter queue");
-                    let reason = format!("handed out {handouts} times without being settled");
-                    self.settle_elsewhere(
-                        &message,
-                        &queues.dead_queue(&self.channel),
-                        &reason,
-                        None,
-                    )
-                    .await?;
-                    return Ok(None);
-                }
-                if message.redelivered {
-                    // The broker's redelivery flag is all a classic queue says about a
-                    // consumer that died holding the message; the count must travel with the
-                    // message, so it goes back to the queue carrying the raised count.
-                    self.settle_elsewhere(
-                        &message,
-                        &queues.work_queue(&self.channel),
-                        "",
-                        Some(handouts),
-                    )
-                    .await?;
-                    return Ok(None);
-                }
-                handouts
+                header_count(&message.properties, HANDOUTS_HEADER) + u32::from(message.redelivered)
             }
         };
-        Ok(Some(Leased {
+        if deliveries.len() > 1 {
+            if handouts > 0 {
+                // Its last consumer died holding it: one of its deliveries may be what
+                // killed it. Each goes back on its own, counted, so the limit finds it.
+                self.split(&message, &deliveries, handouts).await?;
+                return Ok(Vec::new());
+            }
+            let parcel = Arc::new(Parcel {
+                acker: Mutex::new(Some(message.acker)),
+                open: AtomicUsize::new(deliveries.len()),
+                abandoned: AtomicBool::new(false),
+            });
+            return Ok(deliveries
+                .into_iter()
+                .map(|delivery| Leased {
+                    delivery,
+                    handouts: 0,
+                    queues: queues.clone(),
+                    hold: Some(Hold::Part(parcel.clone())),
+                    channel: channel.clone(),
+                })
+                .collect());
+        }
+        let delivery = deliveries.pop().expect("decode never yields an empty list");
+        if queues.settings.queue_type == QueueType::Classic {
+            if handouts >= queues.delivery_limit() {
+                tracing::warn!(%queue, delivery = %delivery.delivery_id, handouts, "the delivery came back unsettled too often; it goes to the dead-letter queue");
+                let reason = format!("handed out {handouts} times without being settled");
+                self.settle_elsewhere(&message, &queues.dead_queue(&self.channel), &reason, None)
+                    .await?;
+                return Ok(Vec::new());
+            }
+            if message.redelivered {
+                // The broker's redelivery flag is all a classic queue says about a consumer
+                // that died holding the message; the count must travel with the message, so
+                // it goes back to the queue carrying the raised count.
+                self.settle_elsewhere(
+                    &message,
+                    &queues.work_queue(&self.channel),
+                    "",
+                    Some(handouts),
+                )
+                .await?;
+                return Ok(Vec::new());
+            }
+        }
+        Ok(vec![Leased {
             delivery,
             handouts,
             queues: queues.clone(),
-            acker: Some(message.acker),
+            hold: Some(Hold::Whole(message.acker)),
             channel: channel.clone(),
-        }))
+        }])
+    }
+
+    /// Puts each delivery of a returned parcel back on the channel's queue as a message of
+    /// its own, carrying the parcel's hand-out count (classic queues; a quorum queue counts
+    /// each new message afresh), then acks the parcel.
+    async fn split(
+        &self,
+        message: &lapin::message::Delivery,
+        deliveries: &[QueuedDelivery],
+        handouts: u32,
+    ) -> Result<()> {
+        let queues = &self.queues;
+        let work = queues.work_queue(&self.channel);
+        let wanted = [work, queues.dead_queue(&self.channel)];
+        let properties = delivery_properties(Some(handouts));
+        for delivery in deliveries {
+            queues
+                .publish_one(
+                    &wanted,
+                    &wanted[0].name,
+                    &encode(delivery)?,
+                    properties.clone(),
+                )
+                .await?;
+        }
+        tracing::info!(queue = %wanted[0].name, deliveries = deliveries.len(), handouts, "a parcel came back unsettled; its deliveries go back one by one");
+        match message.acker.ack(BasicAckOptions::default()).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(Error::Unsettled {
+                url: queues.url.clone(),
+                delivery_id: "(a split parcel)".into(),
+            }),
+            Err(error) => Err(queues.lost(error, "acknowledging")),
+        }
     }
 
     /// Publishes a copy of `message` to `to` (raw body, so even an undecodable one), waits
@@ -835,11 +909,49 @@ pub struct Leased {
     pub handouts: u32,
     queues: Arc<RabbitQueues>,
     /// `None` once settled.
-    acker: Option<Acker>,
+    hold: Option<Hold>,
     /// Keeps the consumer's channel open until this delivery is settled: closing it would
     /// hand the delivery to someone else mid-attempt. Shared: cloning a `Channel` itself
     /// is a dozen reference counts, too many per message.
     channel: Arc<Channel>,
+}
+
+/// What settling a delivery acts on.
+enum Hold {
+    /// The delivery is the whole message.
+    Whole(Acker),
+    /// The delivery is one of a parcel's.
+    Part(Arc<Parcel>),
+}
+
+/// A message carrying several deliveries, acked when the last of them is settled.
+struct Parcel {
+    acker: Mutex<Option<Acker>>,
+    /// Deliveries not yet settled.
+    open: AtomicUsize,
+    /// Set when a delivery could not be handed back on its own: then the whole parcel goes
+    /// back to the queue instead of being acked.
+    abandoned: AtomicBool,
+}
+
+impl Parcel {
+    /// One delivery is settled; the last one acks the parcel (or, if one was abandoned,
+    /// returns it to the queue) and says how that went.
+    async fn settle_one(&self) -> Option<lapin::Result<bool>> {
+        if self.open.fetch_sub(1, Ordering::AcqRel) != 1 {
+            return None;
+        }
+        let acker = self.acker.lock().expect("parcel lock").take()?;
+        Some(if self.abandoned.load(Ordering::Acquire) {
+            let requeue = BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            };
+            acker.nack(requeue).await
+        } else {
+            acker.ack(BasicAckOptions::default()).await
+        })
+    }
 }
 
 impl fmt::Debug for Leased {
@@ -891,33 +1003,46 @@ impl Leased {
     /// Not attempted (shutting down, the plugin pool was busy): back to the queue now.
     /// It counts towards the delivery limit.
     pub async fn give_back(mut self) -> Result<()> {
-        let queues = self.queues.clone();
-        match queues.settings.queue_type {
+        if let (QueueType::Quorum, Some(Hold::Whole(_))) =
+            (self.queues.settings.queue_type, &self.hold)
+        {
             // The broker counts the return itself.
-            QueueType::Quorum => {
-                let acker = self.acker.take().expect("a lease is settled once");
-                let requeue = BasicNackOptions {
-                    requeue: true,
-                    ..BasicNackOptions::default()
-                };
-                self.settled(acker.nack(requeue).await)
-            }
-            QueueType::Classic => {
-                let channel = self.delivery.channel.clone();
-                let body = encode(&self.delivery)?;
-                let wanted = [queues.work_queue(&channel), queues.dead_queue(&channel)];
-                let properties = delivery_properties(Some(self.handouts + 1));
-                queues
-                    .publish_one(&wanted, &wanted[0].name, &body, properties)
-                    .await?;
-                self.settle_ack().await
-            }
+            let Some(Hold::Whole(acker)) = self.hold.take() else {
+                unreachable!("matched above")
+            };
+            let requeue = BasicNackOptions {
+                requeue: true,
+                ..BasicNackOptions::default()
+            };
+            return self.settled(acker.nack(requeue).await);
         }
+        // A classic queue's count travels in a header; one delivery of a parcel cannot be
+        // returned by itself, so it goes back as a message of its own.
+        self.republish_alone().await?;
+        self.settle_ack().await
+    }
+
+    /// Publishes this delivery to its channel's queue as a message of its own, its
+    /// hand-out count raised.
+    async fn republish_alone(&self) -> Result<()> {
+        let queues = &self.queues;
+        let channel = &self.delivery.channel;
+        let body = encode(&self.delivery)?;
+        let wanted = [queues.work_queue(channel), queues.dead_queue(channel)];
+        let properties = delivery_properties(Some(self.handouts + 1));
+        queues
+            .publish_one(&wanted, &wanted[0].name, &body, properties)
+            .await
     }
 
     async fn settle_ack(&mut self) -> Result<()> {
-        let acker = self.acker.take().expect("a lease is settled once");
-        let result = acker.ack(BasicAckOptions::default()).await;
+        let result = match self.hold.take().expect("a lease is settled once") {
+            Hold::Whole(acker) => acker.ack(BasicAckOptions::default()).await,
+            Hold::Part(parcel) => match parcel.settle_one().await {
+                Some(result) => result,
+                None => return Ok(()),
+            },
+        };
         self.settled(result)
     }
 
@@ -944,18 +1069,41 @@ impl Drop for Leased {
     fn drop(&mut self) {
         // Unsettled (a worker bailed out, or shutdown dropped the receiver with deliveries
         // in it): return it now rather than hold a prefetch slot until the channel closes.
-        if let Some(acker) = self.acker.take()
-            && let Ok(runtime) = tokio::runtime::Handle::try_current()
-        {
-            let channel = self.channel.clone();
-            runtime.spawn(async move {
-                let requeue = BasicNackOptions {
-                    requeue: true,
-                    ..BasicNackOptions::default()
+        let Some(hold) = self.hold.take() else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let channel = self.channel.clone();
+        match hold {
+            Hold::Whole(acker) => {
+                runtime.spawn(async move {
+                    let requeue = BasicNackOptions {
+                        requeue: true,
+                        ..BasicNackOptions::default()
+                    };
+                    let _ = acker.nack(requeue).await;
+                    drop(channel);
+                });
+            }
+            Hold::Part(parcel) => {
+                let alone = Leased {
+                    delivery: self.delivery.clone(),
+                    handouts: self.handouts,
+                    queues: self.queues.clone(),
+                    hold: None,
+                    channel,
                 };
-                let _ = acker.nack(requeue).await;
-                drop(channel);
-            });
+                runtime.spawn(async move {
+                    // Back on its own; failing that, the whole parcel goes back once its
+                    // other deliveries are settled.
+                    if alone.republish_alone().await.is_err() {
+                        parcel.abandoned.store(true, Ordering::Release);
+                    }
+                    let _ = parcel.settle_one().await;
+                });
+            }
         }
     }
 }
@@ -965,6 +1113,32 @@ fn encode(delivery: &QueuedDelivery) -> Result<Vec<u8>> {
         delivery_id: delivery.delivery_id.clone(),
         source,
     })
+}
+
+/// One delivery as an object, several as a parcel (an array).
+fn encode_parcel(deliveries: &[&QueuedDelivery]) -> Result<Vec<u8>> {
+    match deliveries {
+        [one] => encode(one),
+        many => serde_json::to_vec(many).map_err(|source| Error::Encode {
+            delivery_id: many[0].delivery_id.clone(),
+            source,
+        }),
+    }
+}
+
+/// The deliveries a message carries: one (an object) or a parcel (an array of at least
+/// one).
+fn decode(body: &[u8]) -> serde_json::Result<Vec<QueuedDelivery>> {
+    let first = body.iter().find(|byte| !byte.is_ascii_whitespace());
+    if first == Some(&b'[') {
+        let deliveries: Vec<QueuedDelivery> = serde_json::from_slice(body)?;
+        if deliveries.is_empty() {
+            return Err(serde::de::Error::custom("an empty parcel"));
+        }
+        Ok(deliveries)
+    } else {
+        Ok(vec![serde_json::from_slice(body)?])
+    }
 }
 
 fn delivery_properties(handouts: Option<u32>) -> BasicProperties {

@@ -26,6 +26,8 @@ fn settings(brokers: &str, partitions: i32) -> KafkaSettings {
         topic: format!("it-notifications-{unique}"),
         partitions,
         group: format!("it-routers-{unique}"),
+        // Small packs, so that every test sees records of several notifications.
+        pack: 8,
         connect_timeout: Duration::from_secs(10),
     }
 }

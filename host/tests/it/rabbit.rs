@@ -39,6 +39,9 @@ fn settings(queue_type: QueueType) -> RabbitSettings {
         url: broker_url(),
         queue_type,
         prefetch: 50,
+        // One delivery per message, so these tests can count messages; the parcel tests
+        // raise it.
+        parcel: 1,
         delivery_limit: 3,
         prefix: format!("sy-test-{}", uuid::Uuid::now_v7().simple()),
         connect_timeout: Duration::from_secs(10),
@@ -105,6 +108,15 @@ impl Inspector {
     }
 
     async fn publish_raw(&self, queue: &str, body: &[u8]) {
+        self.publish_raw_with(
+            queue,
+            body,
+            BasicProperties::default().with_delivery_mode(2),
+        )
+        .await
+    }
+
+    async fn publish_raw_with(&self, queue: &str, body: &[u8], properties: BasicProperties) {
         let channel = self.connection.create_channel().await.unwrap();
         channel.confirm_select(Default::default()).await.unwrap();
         let confirmation = channel
@@ -113,7 +125,7 @@ impl Inspector {
                 queue.into(),
                 BasicPublishOptions::default(),
                 body,
-                BasicProperties::default().with_delivery_mode(2),
+                properties,
             )
             .await
             .unwrap()
@@ -580,4 +592,121 @@ async fn throughput() {
         })
         .await;
     }
+}
+
+/// Many deliveries for one channel travel in parcels; each is settled on its own, and a
+/// parcel is acked only when all of its deliveries are.
+#[tokio::test]
+async fn parcels_carry_many_deliveries_and_each_is_settled_on_its_own() {
+    let _shared = BROKER.read().await;
+    for queue_type in BOTH {
+        let mut settings = settings(queue_type);
+        settings.parcel = 8;
+        with_queues(settings, &[60_000], |queues, settings| async move {
+            let inspector = Inspector::connect().await;
+            let queue = format!("{}.a", settings.prefix);
+            let sent: Vec<_> = (0..20).map(|n| delivery("a", n)).collect();
+            queues.enqueue(&sent).await.unwrap();
+            // 20 deliveries in parcels of at most 8: three messages.
+            assert_eq!(inspector.ready(&queue).await, 3, "{queue_type:?}");
+
+            let stop = CancellationToken::new();
+            let mut leases = queues.consume("a", stop.clone());
+            let mut held = Vec::new();
+            for _ in 0..20 {
+                held.push(next(&mut leases, "a delivery of a parcel").await);
+            }
+            let mut ids: Vec<_> = held
+                .iter()
+                .map(|l| l.delivery.delivery_id.clone())
+                .collect();
+            ids.sort();
+            let mut expected: Vec<_> = sent.iter().map(|d| d.delivery_id.clone()).collect();
+            expected.sort();
+            assert_eq!(ids, expected, "{queue_type:?}");
+
+            // Settle all but one, each its own way: nothing is acked back to the broker
+            // while the last delivery of its parcel is still in hand.
+            held.sort_by(|x, y| x.delivery.delivery_id.cmp(&y.delivery.delivery_id));
+            let last = held.pop().unwrap();
+            let retried = held.pop().unwrap();
+            let dead = held.pop().unwrap();
+            let given_back = held.pop().unwrap();
+            let given_back_id = given_back.delivery.delivery_id.clone();
+            for leased in held {
+                leased.ack().await.unwrap();
+            }
+            retried.retry_in(Duration::from_secs(60)).await.unwrap();
+            dead.dead().await.unwrap();
+            given_back.give_back().await.unwrap();
+            // The given-back one comes back alone, counted.
+            let again = next(&mut leases, "the given-back delivery").await;
+            assert_eq!(again.delivery.delivery_id, given_back_id, "{queue_type:?}");
+            if queue_type == QueueType::Classic {
+                assert_eq!(again.handouts, 1);
+            }
+            again.ack().await.unwrap();
+            quiet(&mut leases, Duration::from_millis(300)).await;
+            assert_eq!(
+                inspector.ready(&format!("{queue}.retry.60000")).await,
+                1,
+                "{queue_type:?}"
+            );
+            assert_eq!(inspector.ready(&format!("{queue}.dead")).await, 1);
+
+            // The last one settles its parcel; then nothing is left to come back.
+            last.ack().await.unwrap();
+            stop.cancel();
+            while leases.recv().await.is_some() {}
+            assert_eq!(inspector.ready(&queue).await, 0, "{queue_type:?}");
+        })
+        .await;
+    }
+}
+
+/// A parcel that was handed out before (its consumer died holding it) is split into single
+/// deliveries before a worker sees any of it, so a poison delivery meets its limit alone.
+#[tokio::test]
+async fn a_returned_parcel_is_split_into_single_deliveries() {
+    let _shared = BROKER.read().await;
+    let mut settings = settings(QueueType::Classic);
+    settings.parcel = 8;
+    with_queues(settings, &[], |queues, settings| async move {
+        let inspector = Inspector::connect().await;
+        let queue = format!("{}.a", settings.prefix);
+        let parcel: Vec<_> = (0..3).map(|n| delivery("a", n)).collect();
+        // Through the queues first, which declares them.
+        queues.enqueue(&[delivery("a", 99)]).await.unwrap();
+        let mut headers = FieldTable::default();
+        headers.insert("x-switchyard-handouts".into(), AMQPValue::LongLongInt(1));
+        let properties = BasicProperties::default()
+            .with_delivery_mode(2)
+            .with_headers(headers);
+        inspector
+            .publish_raw_with(&queue, &serde_json::to_vec(&parcel).unwrap(), properties)
+            .await;
+
+        let stop = CancellationToken::new();
+        let mut leases = queues.consume("a", stop.clone());
+        next(&mut leases, "the first delivery")
+            .await
+            .ack()
+            .await
+            .unwrap();
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            let leased = next(&mut leases, "a delivery of the split parcel").await;
+            // Each carries the parcel's count, so the limit still applies.
+            assert_eq!(leased.handouts, 1);
+            got.push(leased.delivery.clone());
+            leased.ack().await.unwrap();
+        }
+        got.sort_by(|x, y| x.delivery_id.cmp(&y.delivery_id));
+        assert_eq!(got, parcel);
+        quiet(&mut leases, Duration::from_millis(300)).await;
+        stop.cancel();
+        while leases.recv().await.is_some() {}
+        assert_eq!(inspector.ready(&queue).await, 0);
+    })
+    .await;
 }
