@@ -278,6 +278,12 @@ impl Notification {
         serde_json::from_str(&self.payload)
     }
 
+    /// The payload checked as JSON but kept as the exact text it arrived as, to embed in a
+    /// body without parsing it into a [`serde_json::Value`] and printing it again.
+    pub fn payload_raw(&self) -> Result<&serde_json::value::RawValue, serde_json::Error> {
+        serde_json::from_str(&self.payload)
+    }
+
     /// The first attribute with this name.
     pub fn attribute(&self, name: &str) -> Option<&str> {
         self.attributes

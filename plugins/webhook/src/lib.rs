@@ -58,7 +58,7 @@ struct Body<'a> {
     id: &'a str,
     source: &'a str,
     attributes: BTreeMap<&'a str, &'a str>,
-    data: serde_json::Value,
+    data: &'a serde_json::value::RawValue,
 }
 
 struct Webhook;
@@ -87,7 +87,7 @@ impl Channel for Webhook {
         };
 
         let n = &delivery.notification;
-        let data = match n.payload_json() {
+        let data = match n.payload_raw() {
             Ok(data) => data,
             Err(e) => return Outcome::failed(format!("the payload is not valid JSON: {e}")),
         };
