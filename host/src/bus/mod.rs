@@ -9,11 +9,12 @@
 //!
 //! The embedded bus lives in [`crate::store`]. With the brokers, the flow is:
 //!
-//! 1. accept publishes the notification to Kafka (idempotent producer, `acks=all`) and answers
-//!    202 once every broker ack is in; the idempotency window is kept in Redis ([`shared`]);
+//! 1. accept publishes the notifications to Kafka, several to a record (idempotent producer,
+//!    `acks=all`), and answers 202 once every broker ack is in; the idempotency window is
+//!    kept in Redis ([`shared`]);
 //! 2. the router (a consumer group member) stores the notification and its deliveries, puts
-//!    the deliveries on their channels' RabbitMQ queues with publisher confirms, and only
-//!    then commits its Kafka offsets;
+//!    the deliveries on their channels' RabbitMQ queues, several to a message, with
+//!    publisher confirms, and only then commits its Kafka offsets;
 //! 3. a worker consumes a channel's queue with a bounded prefetch, makes the attempt,
 //!    records it, and only then acks, sends the delivery to a delay queue for its retry, or
 //!    to the channel's dead-letter queue.

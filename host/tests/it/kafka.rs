@@ -392,7 +392,12 @@ async fn throughput() {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(4);
-    let settings = settings(&broker(), 4);
+    let mut settings = settings(&broker(), 4);
+    // The default pack; KAFKA_PACK=1 measures one notification per record.
+    settings.pack = std::env::var("KAFKA_PACK")
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(64);
     let producer = std::sync::Arc::new(KafkaProducer::connect(&settings).await.expect("producer"));
     let sent = std::sync::Arc::new(notifications(TOTAL));
 
@@ -412,8 +417,9 @@ async fn throughput() {
     }
     let elapsed = started.elapsed();
     println!(
-        "publish: {TOTAL} notifications in {elapsed:.2?} = {:.0}/s (slices of {slice}, {concurrency} at a time)",
-        TOTAL as f64 / elapsed.as_secs_f64()
+        "publish: {TOTAL} notifications in {elapsed:.2?} = {:.0}/s (slices of {slice}, {concurrency} at a time, packs of {})",
+        TOTAL as f64 / elapsed.as_secs_f64(),
+        settings.pack
     );
 
     let consumer = KafkaConsumer::connect(&settings).await.expect("consumer");

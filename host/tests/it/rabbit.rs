@@ -558,9 +558,11 @@ async fn throughput() {
     let _alone = BROKER.write().await;
     const TOTAL: usize = 50_000;
     const BATCH: usize = 1_000;
-    for queue_type in BOTH {
+    // One delivery per message, and the default parcel.
+    for (queue_type, parcel) in BOTH.into_iter().flat_map(|t| [(t, 1), (t, 32)]) {
         let mut settings = settings(queue_type);
         settings.prefetch = 1_000;
+        settings.parcel = parcel;
         with_queues(settings, &[], move |queues, _| async move {
             let all: Vec<_> = (0..TOTAL).map(|n| delivery("a", n)).collect();
             let started = Instant::now();
@@ -585,7 +587,7 @@ async fn throughput() {
             let consume = started.elapsed();
             stop.cancel();
             println!(
-                "{queue_type:?}: enqueue {TOTAL} in batches of {BATCH}: {:.0}/s; consume+ack: {:.0}/s",
+                "{queue_type:?}, parcels of {parcel}: enqueue {TOTAL} in batches of {BATCH}: {:.0}/s; consume+ack: {:.0}/s",
                 TOTAL as f64 / enqueue.as_secs_f64(),
                 TOTAL as f64 / consume.as_secs_f64()
             );
