@@ -46,7 +46,7 @@
 //! queues:                      # where deliveries wait for their channel's workers
 //!   url: embedded              # the store itself; or amqp://user:password@host:5672/%2f
 //!   type: quorum               # or classic
-//!   prefetch: 2048             # unacknowledged messages per channel per worker
+//!   prefetch: 256              # unacknowledged messages per channel per worker
 //!   parcel: 32                 # the most deliveries the router puts in one message
 //!   delivery_limit: 5          # hand-outs of one message before it is dead-lettered
 //!   prefix: switchyard         # queue names: <prefix>.<channel>, <prefix>.<channel>.dead
@@ -350,10 +350,13 @@ impl Default for Config {
             queues: QueuesConfig {
                 url: EMBEDDED.to_owned(),
                 queue_type: QueueType::Quorum,
-                // A delivery stays unacknowledged until its attempt is recorded, which
-                // takes a batch write: a small window starves the workers (256 held the
-                // bench to 4.9k/s, 2048 let it reach 8.4k/s).
-                prefetch: 2048,
+                // A message stays unacknowledged until its deliveries' attempts are
+                // recorded, which takes a batch write, so the window must hold many
+                // deliveries: 256 parcels of up to 32 ran the broker bench as fast as 2048
+                // did (11.7k/s), while keeping what one worker holds, and so how long the
+                // last of it waits for its attempt, well within RabbitMQ's 30-minute
+                // consumer timeout for any but the slowest channels.
+                prefetch: 256,
                 parcel: 32,
                 delivery_limit: 5,
                 prefix: "switchyard".to_owned(),

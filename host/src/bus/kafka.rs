@@ -154,8 +154,9 @@ impl KafkaProducer {
 
     /// Publishes the notifications in packs of up to `settings.pack` (key: the first one's
     /// id, so a retried publish lands on the same partition; value: the pack's JSON) and
-    /// returns `Ok` only when every record is acknowledged. Any failure is an `Err` after at most the publish timeout
-    /// (`settings.connect_timeout`); the caller answers 503 and the sender retries.
+    /// returns `Ok` only when every record is acknowledged. Any failure is an `Err` after
+    /// at most the publish timeout (`settings.connect_timeout`); the caller answers 503 and
+    /// the sender retries.
     pub async fn publish(&self, notifications: &[Notification]) -> Result<()> {
         if notifications.is_empty() {
             return Ok(());
