@@ -847,14 +847,7 @@ impl Consumer {
                 .await?;
         }
         tracing::info!(queue = %wanted[0].name, deliveries = deliveries.len(), handouts, "a parcel came back unsettled; its deliveries go back one by one");
-        match message.acker.ack(BasicAckOptions::default()).await {
-            Ok(true) => Ok(()),
-            Ok(false) => Err(Error::Unsettled {
-                url: queues.url.clone(),
-                delivery_id: "(a split parcel)".into(),
-            }),
-            Err(error) => Err(queues.lost(error, "acknowledging")),
-        }
+        self.ack_replaced(message, "(a split parcel)").await
     }
 
     /// Publishes a copy of `message` to `to` (raw body, so even an undecodable one), waits
@@ -889,13 +882,19 @@ impl Consumer {
         queues
             .publish_one(&wanted, &to.name, &message.data, properties)
             .await?;
+        self.ack_replaced(message, "(republished)").await
+    }
+
+    /// Acks a message whose content was published again elsewhere; `what` names it in the
+    /// error when the ack does not go through.
+    async fn ack_replaced(&self, message: &lapin::message::Delivery, what: &str) -> Result<()> {
         match message.acker.ack(BasicAckOptions::default()).await {
             Ok(true) => Ok(()),
             Ok(false) => Err(Error::Unsettled {
-                url: queues.url.clone(),
-                delivery_id: "(republished)".into(),
+                url: self.queues.url.clone(),
+                delivery_id: what.into(),
             }),
-            Err(error) => Err(queues.lost(error, "acknowledging")),
+            Err(error) => Err(self.queues.lost(error, "acknowledging")),
         }
     }
 }
