@@ -2,7 +2,7 @@
 
 use serde_json::json;
 
-use crate::support::{Hub, Receiver, Reply, one_hook};
+use crate::support::{Hub, Receiver, Reply, one_hook, webhook_channel};
 
 /// A notification reaches a local receiver signed per Standard Webhooks, and the API then
 /// shows its delivery as delivered in one attempt.
@@ -115,5 +115,60 @@ async fn redirects_are_not_followed() {
         0,
         "the redirect was followed: {:?}",
         target.received()
+    );
+}
+
+/// A channel whose destination hangs fills its own lane, and the router routes on past it:
+/// every other channel still gets every notification. The lane holds 4,096 deliveries, so
+/// 5,000 notifications overflow it; the rest of the slow channel's deliveries wait in the
+/// store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_hanging_channel_does_not_hold_up_the_others() {
+    const TOTAL: usize = 5_000;
+    let hanging = Receiver::start().await;
+    hanging.otherwise(Reply::ok().after(std::time::Duration::from_secs(120)));
+    let fast = Receiver::start().await;
+    let routes = format!(
+        "channels:\n{}{}routes:\n  - name: all\n    match: {{ kind: \"*\" }}\n    \
+         to: [hanging, fast]\n",
+        webhook_channel(
+            "hanging",
+            &hanging.url("/hook"),
+            "[1s]",
+            "    concurrency: 1\n"
+        ),
+        webhook_channel("fast", &fast.url("/hook"), "[1s]", ""),
+    );
+    let hub = Hub::started(&routes).await;
+
+    for batch in 0..TOTAL / 1_000 {
+        let notifications: Vec<_> = (batch * 1_000..(batch + 1) * 1_000)
+            .map(|seq| json!({"kind": "load.item", "payload": {"seq": seq}}))
+            .collect();
+        let answer = hub
+            .post_json(
+                "/api/v1/notifications/batch",
+                &json!({ "notifications": notifications }),
+            )
+            .await;
+        assert_eq!(answer.status, 202, "{}", answer.text());
+    }
+
+    let received = fast.wait_for(TOTAL).await;
+    let mut seqs: Vec<u64> = received
+        .iter()
+        .map(|request| request.json()["data"]["seq"].as_u64().expect("a seq"))
+        .collect();
+    seqs.sort_unstable();
+    seqs.dedup();
+    assert_eq!(
+        seqs.len(),
+        TOTAL,
+        "every notification reached the fast channel"
+    );
+    assert_eq!(
+        hanging.count(),
+        1,
+        "the hanging channel has one call in flight"
     );
 }

@@ -6,16 +6,20 @@
 //! none of it; it never skips one.
 //!
 //! - Embedded stream and queues: the deliveries and the new stream position are committed in
-//!   one transaction. A fresh delivery goes straight to its channel's lane when the lane has
-//!   room; otherwise it waits in the store for the poller, so one slow channel never holds
-//!   the router up.
+//!   one transaction. A fresh delivery goes straight to its channel's lane. The router reads
+//!   no further ahead than the lanes can take ([`Headroom`]): a notification waiting on the
+//!   stream costs nothing, while a delivery that misses its lane waits in the store and
+//!   costs the poller a lease and a second read. A lane that stays full (a slow or
+//!   rate-limited channel) is not waited for: its deliveries wait in the store for the
+//!   poller, so one slow channel never holds the router up.
 //! - A RabbitMQ queue: the deliveries are stored, then published with confirms, and only
 //!   then is the position (store cursor or Kafka offset) committed. A repeated batch makes
 //!   the same delivery ids, so the store keeps one row per delivery, and a delivery the
 //!   broker got twice carries the same notification id both times.
 
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 use tokio::sync::Notify;
@@ -24,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::bus::kafka::{self, KafkaConsumer};
 use crate::bus::rabbit::{self, RabbitQueues};
 use crate::bus::{KafkaSettings, QueuedDelivery};
-use crate::delivery::{Held, Job, Lanes};
+use crate::delivery::{Held, Job, LANE_CAPACITY, Lanes};
 use crate::routing::{LiveRoutes, RouteTable};
 use crate::store::{self, NewDelivery, Notification, RoutingCommit, Store};
 
@@ -32,6 +36,14 @@ use crate::store::{self, NewDelivery, Notification, RoutingCommit, Store};
 pub const CONSUMER: &str = "router";
 /// The most notifications routed in one go.
 const BATCH: u32 = 2048;
+/// The router waits for every lane to have room for this many deliveries before it reads
+/// on, so batches stay large enough to be cheap to commit.
+const MIN_ROOM: usize = 256;
+/// How long the router waits for a full lane before it counts the lane as slow and routes
+/// on past it. A lane that drains at thousands a second frees `MIN_ROOM` well within this.
+const LANE_GRACE: Duration = Duration::from_millis(50);
+/// How often the router looks again while it waits for a lane.
+const LANE_RECHECK: Duration = Duration::from_millis(2);
 /// The longest the router waits between tries while the store or a broker is down.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
 
@@ -79,8 +91,23 @@ pub async fn run(
         }
     };
     trouble.recovered();
+    let mut headroom = Headroom::default();
     while !stop.is_cancelled() {
-        match route_embedded(&store, &routes, &outlet, position).await {
+        let limit = match &outlet {
+            Outlet::Embedded {
+                lanes: Some(lanes), ..
+            } => match headroom.next_read(lanes, &routes.current(), Instant::now()) {
+                Some(limit) => limit,
+                None => {
+                    if sleep_or_stop(LANE_RECHECK, &stop).await {
+                        return;
+                    }
+                    continue;
+                }
+            },
+            _ => BATCH,
+        };
+        match route_embedded(&store, &routes, &outlet, position, limit).await {
             Ok(Some(next)) => {
                 trouble.recovered();
                 position = next;
@@ -108,16 +135,17 @@ pub async fn run(
     }
 }
 
-/// Routes the notifications after `position`; returns the new position, or `None` when
-/// there was nothing to read. When another router (another process on the same database)
+/// Routes up to `limit` notifications after `position`; returns the new position, or `None`
+/// when there was nothing to read. When another router (another process on the same database)
 /// committed first, nothing is handed over and the new position is where that one stopped.
 async fn route_embedded(
     store: &Store,
     routes: &LiveRoutes,
     outlet: &Outlet,
     position: i64,
+    limit: u32,
 ) -> Result<Option<i64>> {
-    let entries = store.stream_read(position, BATCH).await?;
+    let entries = store.stream_read(position, limit).await?;
     let Some(last) = entries.last().map(|entry| entry.seq) else {
         return Ok(None);
     };
@@ -391,6 +419,66 @@ pub fn delivery_id(notification_id: &str, channel: &str) -> String {
     uuid::Uuid::new_v8(bytes).to_string()
 }
 
+/// How far the embedded router may read ahead: no further than the lanes can take, except
+/// for lanes that stay full.
+///
+/// A delivery handed straight to its lane is leased as it is stored. One that finds its
+/// lane full is stored due, and the poller must lease it and read its notification again
+/// later: under a backlog that was a tenth of the hub's work. So the router leaves a
+/// backlog on the stream instead, and reads only as many notifications as the fullest lane
+/// has room for. A lane that has not had room for [`MIN_ROOM`] within [`LANE_GRACE`] is
+/// slow: the router stops waiting for it, and its deliveries wait in the store, until it
+/// is half empty again.
+#[derive(Default)]
+struct Headroom {
+    /// Lanes below `MIN_ROOM`, and since when.
+    full_since: HashMap<String, Instant>,
+    /// Lanes the router no longer waits for.
+    slow: HashSet<String>,
+}
+
+impl Headroom {
+    /// How many notifications to read now, or `None` to wait a moment for a lane.
+    fn next_read(&mut self, lanes: &Lanes, table: &RouteTable, now: Instant) -> Option<u32> {
+        self.next_read_with(
+            table.channels().map(|(name, _)| (name, lanes.room(name))),
+            now,
+        )
+    }
+
+    /// The same, given each channel's free room.
+    fn next_read_with<'a>(
+        &mut self,
+        rooms: impl Iterator<Item = (&'a str, usize)>,
+        now: Instant,
+    ) -> Option<u32> {
+        let mut limit = BATCH as usize;
+        let mut wait = false;
+        for (channel, room) in rooms {
+            if room >= LANE_CAPACITY / 2 && self.slow.remove(channel) {
+                tracing::debug!(%channel, "lane has room again; the router waits for it");
+            }
+            if self.slow.contains(channel) {
+                continue;
+            }
+            if room >= MIN_ROOM {
+                self.full_since.remove(channel);
+                limit = limit.min(room);
+                continue;
+            }
+            let since = *self.full_since.entry(channel.to_owned()).or_insert(now);
+            if now.duration_since(since) >= LANE_GRACE {
+                tracing::debug!(%channel, "lane stays full; its deliveries wait in the store");
+                self.full_since.remove(channel);
+                self.slow.insert(channel.to_owned());
+            } else {
+                wait = true;
+            }
+        }
+        (!wait).then_some(limit as u32)
+    }
+}
+
 /// Sleeps `wait` unless `stop` fires first; true when it did.
 async fn sleep_or_stop(wait: Duration, stop: &CancellationToken) -> bool {
     tokio::select! {
@@ -440,6 +528,51 @@ mod tests {
         // No ambiguity from concatenation.
         assert_ne!(delivery_id("ab", "c"), delivery_id("a", "bc"));
         assert_eq!(uuid::Uuid::parse_str(&id).unwrap().get_version_num(), 8);
+    }
+
+    #[test]
+    fn the_router_reads_no_further_than_the_lanes_can_take() {
+        let mut headroom = Headroom::default();
+        let now = Instant::now();
+        let empty = LANE_CAPACITY;
+        assert_eq!(
+            headroom.next_read_with([("a", empty), ("b", empty)].into_iter(), now),
+            Some(BATCH)
+        );
+        assert_eq!(
+            headroom.next_read_with([("a", empty), ("b", 700)].into_iter(), now),
+            Some(700)
+        );
+    }
+
+    #[test]
+    fn the_router_waits_for_a_full_lane_only_briefly() {
+        let mut headroom = Headroom::default();
+        let start = Instant::now();
+        let full = [("fast", LANE_CAPACITY), ("slow", 3)];
+        // Full: the router waits, as a lane that drains frees room within the grace.
+        assert_eq!(headroom.next_read_with(full.into_iter(), start), None);
+        let later = start + LANE_GRACE / 2;
+        assert_eq!(headroom.next_read_with(full.into_iter(), later), None);
+        // Still full after the grace: slow, and routed past.
+        let after = start + LANE_GRACE;
+        assert_eq!(
+            headroom.next_read_with(full.into_iter(), after),
+            Some(BATCH)
+        );
+        // Some room is not enough to be waited for again...
+        let some = [("fast", LANE_CAPACITY), ("slow", MIN_ROOM)];
+        assert_eq!(
+            headroom.next_read_with(some.into_iter(), after),
+            Some(BATCH)
+        );
+        // ...half empty is.
+        let half = [("fast", LANE_CAPACITY), ("slow", LANE_CAPACITY / 2)];
+        assert_eq!(
+            headroom.next_read_with(half.into_iter(), after),
+            Some(BATCH.min((LANE_CAPACITY / 2) as u32))
+        );
+        assert_eq!(headroom.next_read_with(full.into_iter(), after), None);
     }
 
     #[test]
