@@ -166,9 +166,11 @@ async fn a_hanging_channel_does_not_hold_up_the_others() {
         TOTAL,
         "every notification reached the fast channel"
     );
-    assert_eq!(
-        hanging.count(),
-        1,
-        "the hanging channel has one call in flight"
+    // One call at a time, each held until the hub's 15 s response timeout: a handful at
+    // most, however slow the machine running the test.
+    let calls = hanging.count();
+    assert!(
+        (1..10).contains(&calls),
+        "the hanging channel took {calls} calls"
     );
 }
