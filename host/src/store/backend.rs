@@ -100,6 +100,10 @@ pub(super) async fn connect(url: &str) -> Result<(Pool, Pool)> {
     }
 }
 
+/// Rows a SQLite connection's thread may read ahead of the task that takes them: one
+/// router or poller batch.
+const ROW_BUFFER: usize = 2048;
+
 async fn connect_sqlite(url: &str) -> Result<(SqlitePool, SqlitePool)> {
     let path = url.strip_prefix("sqlite://").unwrap_or(url);
     if let Some(dir) = Path::new(path)
@@ -121,17 +125,25 @@ async fn connect_sqlite(url: &str) -> Result<(SqlitePool, SqlitePool)> {
         // 16 MiB of page cache. Larger caches cost more at every commit (SQLite walks
         // the cache when a transaction ends), and commits are frequent here.
         .pragma("cache_size", "-16384")
-        .pragma("temp_store", "memory");
+        .pragma("temp_store", "memory")
+        // Each connection's statements run on a thread of its own, which hands rows over
+        // through a bounded channel and stops when it is full: at sqlx's default of 50, a
+        // router batch of 2048 notifications took dozens of thread hand-offs to read.
+        .row_buffer_size(ROW_BUFFER);
     // One writer: SQLite serialises writers anyway, and one connection lets the
     // pipeline's batches queue in memory instead of on the database lock.
     let writer = SqlitePoolOptions::new()
         .max_connections(1)
+        // A ping before every checkout is a round trip to the connection's thread; a
+        // SQLite connection is a file handle that cannot go stale the way a socket can.
+        .test_before_acquire(false)
         .connect_with(options.clone())
         .await?;
     // The read-only pool opens lazily: its first connection must find the schema the
     // writer is about to migrate.
     let reader = SqlitePoolOptions::new()
         .max_connections(4)
+        .test_before_acquire(false)
         .connect_lazy_with(options.read_only(true));
     Ok((writer, reader))
 }
