@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
+use tokio::time::Instant;
 
 use super::Held;
 use crate::bus::rabbit;
@@ -15,6 +16,12 @@ use crate::store::{self, AttemptRecord, NextStep, Store};
 
 /// The most attempts written in one transaction.
 const MAX_BATCH: usize = 2048;
+/// How long the recorder waits for more attempts after the first of a batch. Attempts
+/// finish one at a time, so without a wait each transaction held the one or two that had
+/// finished since the last: every statement of it is a hand-off to the connection's thread,
+/// and the hub spent more on those than on the rows. The delivery stays leased meanwhile,
+/// and nothing waits on the record but a shutdown's flush, which is written at once.
+const LINGER: Duration = Duration::from_millis(10);
 
 enum Message {
     Attempt {
@@ -71,24 +78,35 @@ async fn run(store: Store, mut messages: mpsc::Receiver<Message>) {
     let mut unsettled: Vec<(usize, Box<rabbit::Leased>)> = Vec::new();
     let mut waiting: Vec<oneshot::Sender<()>> = Vec::new();
     while let Some(first) = messages.recv().await {
+        let linger_until = Instant::now() + LINGER;
         let mut next = Some(first);
-        while let Some(message) = next.take() {
-            match message {
-                Message::Attempt {
-                    channel,
-                    record,
-                    held,
-                } => {
-                    if let Held::Queue(leased) = held {
-                        unsettled.push((records.len(), leased));
+        loop {
+            while let Some(message) = next.take() {
+                match message {
+                    Message::Attempt {
+                        channel,
+                        record,
+                        held,
+                    } => {
+                        if let Held::Queue(leased) = held {
+                            unsettled.push((records.len(), leased));
+                        }
+                        records.push(record);
+                        channels.push(channel);
                     }
-                    records.push(record);
-                    channels.push(channel);
+                    Message::Flush(done) => waiting.push(done),
                 }
-                Message::Flush(done) => waiting.push(done),
+                if records.len() < MAX_BATCH {
+                    next = messages.try_recv().ok();
+                }
             }
-            if records.len() < MAX_BATCH {
-                next = messages.try_recv().ok();
+            if records.len() >= MAX_BATCH || !waiting.is_empty() {
+                break;
+            }
+            match tokio::time::timeout_at(linger_until, messages.recv()).await {
+                Ok(Some(message)) => next = Some(message),
+                // The linger is over, or every sender is gone: write what there is.
+                Ok(None) | Err(_) => break,
             }
         }
         if !records.is_empty() {
