@@ -17,10 +17,10 @@ use crate::store::{self, AttemptRecord, NextStep, Store};
 /// The most attempts written in one transaction.
 const MAX_BATCH: usize = 2048;
 /// How long the recorder waits for more attempts after the first of a batch. Attempts
-/// finish one at a time, so without a wait each transaction held the one or two that had
-/// finished since the last: every statement of it is a hand-off to the connection's thread,
-/// and the hub spent more on those than on the rows. The delivery stays leased meanwhile,
-/// and nothing waits on the record but a shutdown's flush, which is written at once.
+/// finish one at a time, so without a wait most transactions held the one or two that had
+/// finished since the last, and each of their statements is a hand-off to the SQLite
+/// connection's thread and back. Meanwhile the delivery stays leased (a broker delivery
+/// unacknowledged); a shutdown's flush is written at once.
 const LINGER: Duration = Duration::from_millis(10);
 
 enum Message {
