@@ -277,6 +277,11 @@ pub struct ApiConfig {
     pub idempotency_window: Duration,
 }
 
+/// Calls in flight per channel when neither the channel nor `delivery.concurrency` sets it.
+/// Enough for a fast receiver to keep a hub busy: more connections than the throughput needs
+/// cost CPU on both ends (`switchyard bench` measured it; see the README's Benchmarks).
+pub const DEFAULT_CONCURRENCY: u32 = 64;
+
 /// The `delivery` section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct DeliveryConfig {
@@ -317,7 +322,7 @@ impl Default for Config {
                 idempotency_window: Duration::from_secs(24 * 3600),
             },
             delivery: DeliveryConfig {
-                concurrency: 64,
+                concurrency: DEFAULT_CONCURRENCY,
                 lease: Duration::from_secs(5 * 60),
                 shutdown_grace: Duration::from_secs(30),
             },

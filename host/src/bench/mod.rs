@@ -113,8 +113,11 @@ pub struct BenchArgs {
     /// Roughly how many bytes of JSON each notification's payload is (padded).
     #[arg(long, default_value_t = 256)]
     pub payload_bytes: usize,
-    /// Deliveries in flight to the receiver: the webhook channel's `concurrency`.
-    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Deliveries in flight to the receiver: the webhook channel's `concurrency`. The
+    /// default is the hub's own default; the receiver answers within a millisecond, so more
+    /// calls in flight add connections and plugin instances but no throughput.
+    #[arg(long, default_value_t = crate::config::DEFAULT_CONCURRENCY,
+          value_parser = clap::value_parser!(u32).range(1..))]
     pub delivery_concurrency: u32,
     /// Give up if not everything is delivered this long after the first send.
     #[arg(long, default_value = "600s", value_parser = humantime::parse_duration)]
