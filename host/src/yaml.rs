@@ -11,6 +11,7 @@
 //! for values that are passed through untyped, like a plugin's `config`.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::fmt;
 
 use saphyr_parser::{Event, Parser, ScalarStyle, Span};
@@ -249,10 +250,23 @@ fn is_yaml_float(text: &str) -> bool {
     mantissa_ok && exponent_ok
 }
 
+/// The deepest nesting of lists and mappings read. Hand-written files nest a few levels;
+/// the tree is dropped, converted and read recursively, so without a bound a few hundred
+/// kilobytes of `- - - ...` would overflow the stack and abort the hub (the admin console
+/// checks routes text that a user pastes). serde_json stops at the same depth.
+pub const MAX_DEPTH: usize = 128;
+
+/// The most values copied for anchors and aliases, in total. Each alias is a copy of its
+/// anchor's value, so nine nested anchors of ten aliases each ("billion laughs") make 10^9
+/// values out of 500 bytes; this bound keeps such a file to milliseconds and megabytes,
+/// far above what sharing a block between a few dozen channels takes.
+pub const MAX_COPIED_VALUES: usize = 100_000;
+
 /// Reads one YAML document. An empty file (or one with only comments) is `Ok(None)`.
 ///
-/// Syntax errors stop the reading and come back as one problem; duplicate keys and
-/// unsupported tags are collected, so a file with several gets them all reported.
+/// Syntax errors, and going past [`MAX_DEPTH`] or [`MAX_COPIED_VALUES`], stop the reading
+/// and come back as one problem; duplicate keys and unsupported tags are collected, so a
+/// file with several gets them all reported.
 pub fn parse(text: &str) -> Result<Option<Node>, Vec<Problem>> {
     let mut builder = TreeBuilder::default();
     for event in Parser::new_from_str(text) {
@@ -264,7 +278,9 @@ pub fn parse(text: &str) -> Result<Option<Node>, Vec<Problem>> {
                 message: format!("YAML syntax error: {}", error.info()),
             }]
         })?;
-        builder.on_event(event, span);
+        builder
+            .on_event(event, span)
+            .map_err(|problem| vec![problem])?;
     }
     if builder.problems.is_empty() {
         Ok(builder.root)
@@ -284,6 +300,8 @@ enum Frame {
         anchor: usize,
         entries: Vec<(Node, Node)>,
         pending_key: Option<Node>,
+        /// Each key's text and line, so a duplicate is found without comparing every pair.
+        lines_by_key: HashMap<String, usize>,
     },
 }
 
@@ -294,10 +312,13 @@ struct TreeBuilder {
     root: Option<Node>,
     documents: usize,
     problems: Vec<Problem>,
+    /// Values copied so far for anchors and aliases, against [`MAX_COPIED_VALUES`].
+    copied_values: usize,
 }
 
 impl TreeBuilder {
-    fn on_event(&mut self, event: Event<'_>, span: Span) {
+    /// Adds one parser event to the tree. An `Err` is a limit reached: reading stops.
+    fn on_event(&mut self, event: Event<'_>, span: Span) -> Result<(), Problem> {
         let line = span.start.line();
         let column = span.start.col() + 1;
         let at = |kind| Node { kind, line, column };
@@ -319,7 +340,9 @@ impl TreeBuilder {
             Event::Alias(id) => {
                 // An alias is a copy of what its anchor named; the parser has already
                 // refused an alias to an anchor that does not exist.
-                if let Some(node) = self.anchors.get(&id).cloned() {
+                if let Some(node) = self.anchors.get(&id) {
+                    count_copies(&mut self.copied_values, node, line, column)?;
+                    let node = node.clone();
                     self.add(node);
                 }
             }
@@ -338,8 +361,13 @@ impl TreeBuilder {
                     text: text.into_owned(),
                     quoted,
                 }));
-                self.remember(anchor, &node);
+                self.remember(anchor, &node)?;
                 self.add(node);
+            }
+            Event::SequenceStart(..) | Event::MappingStart(..) if self.stack.len() >= MAX_DEPTH => {
+                return Err(problem(format!(
+                    "lists and mappings are nested more than {MAX_DEPTH} deep here"
+                )));
             }
             Event::SequenceStart(anchor, _) => self.stack.push(Frame::Sequence {
                 start: at(NodeKind::Sequence(Vec::new())),
@@ -351,6 +379,7 @@ impl TreeBuilder {
                 anchor,
                 entries: Vec::new(),
                 pending_key: None,
+                lines_by_key: HashMap::new(),
             }),
             Event::SequenceEnd | Event::MappingEnd => {
                 let (node, anchor) = match self.stack.pop() {
@@ -378,19 +407,24 @@ impl TreeBuilder {
                         anchor,
                     ),
                     // The parser balances starts and ends.
-                    None => return,
+                    None => return Ok(()),
                 };
-                self.remember(anchor, &node);
+                self.remember(anchor, &node)?;
                 self.add(node);
             }
         }
+        Ok(())
     }
 
-    fn remember(&mut self, anchor: usize, node: &Node) {
+    fn remember(&mut self, anchor: usize, node: &Node) -> Result<(), Problem> {
         // Anchor ids start at 1; 0 means the value had no anchor.
         if anchor != 0 {
+            // Keeping the anchor's value is a copy too: nested anchors copy the same
+            // values once per level.
+            count_copies(&mut self.copied_values, node, node.line, node.column)?;
             self.anchors.insert(anchor, node.clone());
         }
+        Ok(())
     }
 
     fn add(&mut self, node: Node) {
@@ -404,24 +438,73 @@ impl TreeBuilder {
             Some(Frame::Mapping {
                 entries,
                 pending_key,
+                lines_by_key,
                 ..
             }) => match pending_key.take() {
                 None => *pending_key = Some(node),
-                Some(key) => {
-                    let name = key_text(&key);
-                    let first = entries.iter().find(|(seen, _)| key_text(seen) == name);
-                    if let Some((first, _)) = first {
+                Some(key) => match lines_by_key.entry(key_text(&key)) {
+                    Entry::Occupied(first) => {
                         self.problems.push(Problem::at(
                             &key,
-                            format!("duplicate key `{name}` (first at line {})", first.line),
+                            format!(
+                                "duplicate key `{}` (first at line {})",
+                                first.key(),
+                                first.get()
+                            ),
                         ));
-                    } else {
+                    }
+                    Entry::Vacant(slot) => {
+                        slot.insert(key.line);
                         entries.push((key, node));
                     }
-                }
+                },
             },
         }
     }
+}
+
+/// Counts the values in `node` into `copied_values`, against [`MAX_COPIED_VALUES`], before
+/// it is copied.
+fn count_copies(
+    copied_values: &mut usize,
+    node: &Node,
+    line: usize,
+    column: usize,
+) -> Result<(), Problem> {
+    // Both stop once over budget, so counting costs no more than the copies allowed.
+    fn count(node: &Node, budget: usize) -> usize {
+        match &node.kind {
+            NodeKind::Scalar(_) => 1,
+            NodeKind::Sequence(items) => count_all(items.iter(), budget),
+            NodeKind::Mapping(entries) => {
+                count_all(entries.iter().flat_map(|(key, value)| [key, value]), budget)
+            }
+        }
+    }
+    fn count_all<'a>(children: impl Iterator<Item = &'a Node>, budget: usize) -> usize {
+        let mut total = 1;
+        for child in children {
+            if total > budget {
+                break;
+            }
+            total += count(child, budget - total);
+        }
+        total
+    }
+    let budget = MAX_COPIED_VALUES - *copied_values;
+    let values = count(node, budget);
+    if values > budget {
+        return Err(Problem {
+            line,
+            column,
+            message: format!(
+                "anchors and aliases (`&name`, `*name`) copy more than {MAX_COPIED_VALUES} \
+                 values in this file; write the values out, or share fewer"
+            ),
+        });
+    }
+    *copied_values += values;
+    Ok(())
 }
 
 /// A mapping being read by a reader that knows which keys it accepts.
@@ -675,6 +758,72 @@ mod tests {
         let lines: Vec<_> = problems.iter().map(|p| p.line).collect();
         assert_eq!(lines, [3, 4]);
         assert_eq!(problems[0].message, "duplicate key `a` (first at line 1)");
+    }
+
+    // Found with the fuzz/ `yaml` target: the inputs are in fuzz/regressions/yaml/.
+    #[test]
+    fn nesting_deeper_than_the_limit_is_refused_rather_than_overflowing_the_stack() {
+        let nested = |depth: usize| format!("{}x\n", "- ".repeat(depth));
+        let deepest = root(&nested(MAX_DEPTH));
+        assert_eq!(deepest.line, 1);
+        // 200,000 levels overflowed the 8 MiB main thread's stack when the tree was dropped.
+        for depth in [MAX_DEPTH + 1, 200_000] {
+            let problems = parse(&nested(depth)).unwrap_err();
+            assert_eq!(problems.len(), 1);
+            assert_eq!(
+                problems[0].message,
+                "lists and mappings are nested more than 128 deep here"
+            );
+            assert_eq!(
+                (problems[0].line, problems[0].column),
+                (1, 2 * MAX_DEPTH + 1)
+            );
+        }
+        assert!(parse(&"[".repeat(200)).is_err());
+    }
+
+    #[test]
+    fn aliases_that_multiply_are_refused_rather_than_filling_memory() {
+        // 511 bytes that expanded to 10^9 values: seconds of CPU and gigabytes, per parse.
+        let mut text = String::from("a0: &a0 [x, x, x, x, x, x, x, x, x, x]\n");
+        for level in 1..9 {
+            let aliases = vec![format!("*a{}", level - 1); 10].join(", ");
+            text.push_str(&format!("a{level}: &a{level} [{aliases}]\n"));
+        }
+        let problems = parse(&text).unwrap_err();
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0]
+                .message
+                .starts_with("anchors and aliases (`&name`, `*name`) copy more than 100000 values"),
+            "{}",
+            problems[0].message
+        );
+        assert_eq!(problems[0].line, 5);
+
+        // Sharing one block between many entries stays well inside the limit.
+        let mut text =
+            String::from("base: &base {retry: {schedule: [1s, 5s, 30s]}, concurrency: 4}\n");
+        for channel in 0..500 {
+            text.push_str(&format!("c{channel}: *base\n"));
+        }
+        let node = root(&text);
+        assert_eq!(node.to_json()["c499"]["retry"]["schedule"][2], json!("30s"));
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_in_linear_time() {
+        // 20,000 keys took 5.7 s in a release build when every key was compared with every
+        // earlier one; now milliseconds, so the bound leaves room for a debug build on a
+        // busy machine.
+        let text: String = (0..20_000).map(|i| format!("k{i}: {i}\n")).collect();
+        let started = std::time::Instant::now();
+        let problems = parse(&format!("{text}k7: again\n")).unwrap_err();
+        let elapsed = started.elapsed();
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].message, "duplicate key `k7` (first at line 8)");
+        assert_eq!(problems[0].line, 20_001);
+        assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
     }
 
     #[test]
