@@ -167,6 +167,46 @@ if [ -z "${SWITCHYARD_TEST_KAFKA:-}" ]; then
 fi
 echo "Kafka for the tests: $SWITCHYARD_TEST_KAFKA"
 
+step "fuzzing: YAML reader, JSON drafts, Standard Webhooks (cargo fuzz, bounded time each)"
+# fuzz/ is a workspace of its own (it builds the SDK and host/src/yaml.rs, never the whole
+# host), with its own target dir: its instrumented builds share nothing with ours. cargo-fuzz
+# passes nightly-only flags (-Z sanitizer, sancov); RUSTC_BOOTSTRAP=1 lets the pinned stable
+# toolchain accept them, and stable ships the AddressSanitizer runtime for this target.
+# Each target runs SWITCHYARD_FUZZ_SECS seconds from its seeds, its regressions and the
+# corpus earlier runs grew (fuzz/corpus, not committed); any crash, panic, or input slower
+# than 5 s fails the run and leaves the input in fuzz/artifacts/TARGET/.
+cargo_fuzz="${CARGO_HOME:-$HOME/.cargo}/bin/cargo-fuzz"
+command -v cargo-fuzz >/dev/null && cargo_fuzz="$(command -v cargo-fuzz)"
+if [ ! -x "$cargo_fuzz" ]; then
+  # About four minutes, once; the version is pinned like tansu's.
+  env -u CARGO_TARGET_DIR cargo install cargo-fuzz --version 0.13.2 --locked
+fi
+fuzz_secs="${SWITCHYARD_FUZZ_SECS:-20}"
+fuzz_target_dir="${SWITCHYARD_FUZZ_TARGET_DIR:-$HOME/.cache/switchyard/fuzz-target}"
+fuzz() {
+  local command="$1"
+  shift
+  RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$fuzz_target_dir" \
+    cargo fuzz "$command" --sanitizer address --debug-assertions "$@"
+}
+fuzz build
+for target in yaml drafts webhooks; do
+  mkdir -p "fuzz/corpus/$target"
+  dirs=("fuzz/corpus/$target")
+  for dir in "fuzz/seeds/$target" "fuzz/regressions/$target"; do
+    [ -d "$dir" ] && dirs+=("$dir")
+  done
+  log="$fuzz_target_dir/$target.log"
+  if fuzz run "$target" "${dirs[@]}" -- \
+    -max_total_time="$fuzz_secs" -timeout=5 >"$log" 2>&1; then
+    echo "$target: $(grep -E '^#[0-9]+[[:space:]]+DONE' "$log" | tail -n 1)"
+  else
+    echo "fuzz target $target failed; the end of its log ($log):" >&2
+    grep -v '^"' "$log" | tail -n 60 >&2
+    exit 1
+  fi
+done
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
