@@ -75,7 +75,8 @@ pub enum NodeKind {
     Scalar(Scalar),
     /// A list.
     Sequence(Vec<Node>),
-    /// A mapping, in file order. Keys are unique: duplicates are refused while parsing.
+    /// A mapping, in file order. Keys are unique scalars: duplicates, lists and mappings are
+    /// refused while parsing.
     Mapping(Vec<(Node, Node)>),
 }
 
@@ -171,8 +172,8 @@ impl Node {
     }
 }
 
-/// A mapping key as a string. Keys are scalars in every file we read; a list or mapping
-/// used as a key is rendered as JSON rather than lost.
+/// A mapping key as a string. [`parse`] refuses lists and mappings as keys; one in a tree
+/// built by hand is rendered as JSON rather than lost.
 fn key_text(key: &Node) -> String {
     match key.scalar_text() {
         Some(text) => text.to_owned(),
@@ -442,6 +443,15 @@ impl TreeBuilder {
                 ..
             }) => match pending_key.take() {
                 None => *pending_key = Some(node),
+                // No file we read has them, JSON has no such keys, and rendering nested ones
+                // as text grew exponentially with depth (each level escapes the quotes of
+                // the one inside): 171 bytes took 9 s.
+                Some(key) if key.scalar_text().is_none() => {
+                    self.problems.push(Problem::at(
+                        &key,
+                        format!("a key must be a single value, not {}", key.describe()),
+                    ));
+                }
                 Some(key) => match lines_by_key.entry(key_text(&key)) {
                     Entry::Occupied(first) => {
                         self.problems.push(Problem::at(
@@ -809,6 +819,29 @@ mod tests {
         }
         let node = root(&text);
         assert_eq!(node.to_json()["c499"]["retry"]["schedule"][2], json!("30s"));
+    }
+
+    #[test]
+    fn lists_and_mappings_as_keys_are_refused() {
+        let problems = parse("? [a, b]\n: 1\nc: {? {x: 1} : 2}\n").unwrap_err();
+        let found: Vec<_> = problems
+            .iter()
+            .map(|p| (p.line, p.column, p.message.as_str()))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                (1, 3, "a key must be a single value, not a list"),
+                (3, 7, "a key must be a single value, not a mapping"),
+            ]
+        );
+        // Keys nested in keys, from fuzz/regressions/yaml/: this took 9 s and, deeper,
+        // exponentially longer.
+        let started = std::time::Instant::now();
+        assert!(parse(&format!("{}x\n", "? ".repeat(MAX_DEPTH))).is_err());
+        assert!(parse(&format!("{}x{}\n", "{".repeat(100), "}".repeat(100))).is_err());
+        let elapsed = started.elapsed();
+        assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
     }
 
     #[test]
