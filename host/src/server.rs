@@ -195,12 +195,17 @@ fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when the store answers.
+/// Ready when the store answers and its writes land (not while the last one failed, as
+/// on a full disk), and the brokers answer.
 #[handler]
 async fn readyz(hub: Data<&Arc<Hub>>) -> Response {
     let unready = async {
         if hub.store.ping().await.is_err() {
             return Some("the store is not answering".to_owned());
+        }
+        let retry_after = Duration::from_secs(crate::ingress::RETRY_AFTER_SECONDS.into());
+        if hub.store.check_writes(retry_after).await.is_err() {
+            return Some("the store's writes are failing (is its disk full?)".to_owned());
         }
         hub.bus.unready().await
     };

@@ -34,13 +34,16 @@ pub enum AcceptError {
     ShuttingDown,
 }
 
-/// Either way nothing was accepted and the sender should retry: 503.
+/// Either way nothing was accepted and the sender should retry: 503, which carries
+/// `Retry-After` (see [`super::ProblemResponse`]). While the store's commits fail (a full
+/// disk, a lost database), every request gets this, until one commits again.
 impl From<AcceptError> for super::Problem {
     fn from(error: AcceptError) -> Self {
         super::Problem::new(
             poem::http::StatusCode::SERVICE_UNAVAILABLE,
             error.to_string(),
         )
+        .code("unavailable")
     }
 }
 
@@ -174,7 +177,9 @@ async fn run(
                 }
             }
             Err(error) => {
-                tracing::error!(%error, "could not store accepted notifications");
+                // The store logs when its writes start failing and when they land again;
+                // one line per refused group would flood the log for as long as it lasts.
+                tracing::debug!(%error, "could not store accepted notifications");
                 for reply in replies {
                     let _ = reply.send(Err(AcceptError::Unavailable));
                 }

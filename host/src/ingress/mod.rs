@@ -15,7 +15,7 @@ pub mod ws;
 pub use accept::{AcceptError, Acceptor};
 pub use adapt::{adapt, rejection_problem};
 pub use auth::Tokens;
-pub use problem::{Problem, ProblemResponse, problem_response};
+pub use problem::{Problem, ProblemResponse, RETRY_AFTER_SECONDS, problem_response};
 
 /// The adapter behind the REST API's send endpoints.
 pub const REST_ADAPTER: &str = "rest-json";

@@ -19,6 +19,7 @@
 
 mod admin;
 mod backend;
+mod health;
 mod plugins;
 pub mod retention;
 mod secrets;
@@ -29,7 +30,8 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 use sqlx::{Database, Encode, QueryBuilder, Type};
 
-use backend::{Dialect, Pool, on_pool};
+use backend::{Dialect, Pool, on_pool, on_writer};
+use health::WriteHealth;
 
 pub use admin::AdminUser;
 pub use backend::AppliedMigration;
@@ -49,8 +51,16 @@ pub enum Error {
         path: String,
         source: std::io::Error,
     },
+    #[error("could not make the database file {path} private to its owner: {source}")]
+    DatabaseFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("unsupported store url {0:?}: expected sqlite://PATH or postgres://...")]
     Url(String),
+    /// The last write failed and none has landed since (see [`Store::check_writes`]).
+    #[error("the store's last write failed and none has landed since")]
+    WritesFailing,
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -270,6 +280,8 @@ pub struct DeadLetter {
 pub struct Store {
     writer: Pool,
     reader: Pool,
+    /// Whether writes land, shared by every clone.
+    health: std::sync::Arc<WriteHealth>,
 }
 
 /// SQLite allows 32766 bound values per statement and PostgreSQL 65535; stay well under.
@@ -293,7 +305,11 @@ impl Store {
                 "applied a store migration"
             );
         }
-        Ok(Store { writer, reader })
+        Ok(Store {
+            writer,
+            reader,
+            health: Default::default(),
+        })
     }
 
     /// Brings the schema of the database at `url` up to date without opening a store for
@@ -319,7 +335,7 @@ impl Store {
     pub async fn accept(&self, batches: &[AcceptBatch], window_ms: i64) -> Result<Vec<Accepted>> {
         let now = now_ms();
         let fresh_after = now - window_ms;
-        on_pool!(&self.writer, |pool, Db, dialect| {
+        on_writer!(self, "accept", Landed, |pool, Db, dialect| {
             let mut tx = pool.begin().await?;
             if dialect == Dialect::Postgres {
                 // Held to the commit: accepts of all processes commit one after another,
@@ -435,7 +451,7 @@ impl Store {
 
     /// Forgets idempotency keys older than the window.
     pub async fn purge_idempotency_keys(&self, window_ms: i64) -> Result<u64> {
-        on_pool!(&self.writer, |pool, Db, dialect| {
+        on_writer!(self, "purge_idempotency_keys", Nothing, |pool, Db, dialect| {
             let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
                 .bind(now_ms() - window_ms)
                 .execute(pool)
@@ -494,7 +510,7 @@ impl Store {
         deliveries: &[NewDelivery],
     ) -> Result<RoutingCommit> {
         let now = now_ms();
-        on_pool!(&self.writer, |pool, Db, dialect| {
+        on_writer!(self, "commit_routing", Landed, |pool, Db, dialect| {
             let mut tx = pool.begin().await?;
             // The cursor first: a rival router's transaction waits here on the row lock,
             // then finds the position moved and stores nothing.
@@ -547,7 +563,7 @@ impl Store {
     ) -> Result<()> {
         let now = now_ms();
         let notifications: Vec<&Notification> = notifications.iter().collect();
-        on_pool!(&self.writer, |pool, Db, dialect| {
+        on_writer!(self, "insert_routed", Landed, |pool, Db, dialect| {
             let mut tx = pool.begin().await?;
             for chunk in notifications.chunks(ROWS_PER_INSERT) {
                 notifications_insert::<Db>(chunk, " ON CONFLICT DO NOTHING")
@@ -572,7 +588,7 @@ impl Store {
     /// leases, so nothing is released: a dead process's leases run out, and then
     /// [`Store::lease_due`] takes them over.
     pub async fn release_foreign_leases(&self, owner: &str) -> Result<u64> {
-        on_pool!(&self.writer, |pool, Db, dialect| {
+        on_writer!(self, "release_foreign_leases", Nothing, |pool, Db, dialect| {
             if dialect == Dialect::Postgres {
                 return Ok(0);
             }
@@ -608,7 +624,7 @@ impl Store {
                 notification: row.notification.try_into()?,
             })
         };
-        on_pool!(&self.writer, |pool, Db, dialect| {
+        on_writer!(self, "lease_due", Nothing, |pool, Db, dialect| {
             if dialect == Dialect::Postgres {
                 // One statement: rows another process is leasing right now are skipped,
                 // not waited for, so pollers of several processes never block each other.
@@ -704,7 +720,7 @@ impl Store {
     /// Records attempts and moves their deliveries on, in one transaction.
     pub async fn record_attempts(&self, records: &[AttemptRecord]) -> Result<()> {
         let now = now_ms();
-        on_pool!(&self.writer, |pool, Db, dialect| {
+        on_writer!(self, "record_attempts", Landed, |pool, Db, dialect| {
             let mut tx = pool.begin().await?;
             for chunk in records.chunks(ROWS_PER_INSERT) {
                 let mut insert = QueryBuilder::<Db>::new(dialect.pick(
@@ -795,7 +811,7 @@ impl Store {
     /// Hands a leased delivery back without an attempt (at shutdown, or when the plugin
     /// pool was full): due again at `at`.
     pub async fn release(&self, delivery_ids: &[String], at: i64) -> Result<()> {
-        on_pool!(&self.writer, |pool, Db, dialect| {
+        on_writer!(self, "release", Nothing, |pool, Db, dialect| {
             for chunk in delivery_ids.chunks(ROWS_PER_INSERT) {
                 let mut update = QueryBuilder::<Db>::new("UPDATE deliveries SET next_at = ");
                 update
@@ -817,7 +833,7 @@ impl Store {
     /// such dead letter.
     pub async fn replay(&self, delivery_id: &str) -> Result<Option<String>> {
         let now = now_ms();
-        on_pool!(&self.writer, |pool, Db, dialect| {
+        on_writer!(self, "replay", Nothing, |pool, Db, dialect| {
             Ok(sqlx::query_scalar::<_, String>(
                 "UPDATE deliveries SET state = 'pending', retry_base = attempts, next_at = $1, \
                  lease_owner = NULL, updated_at = $1 WHERE id = $2 AND state = 'dead' \
@@ -996,6 +1012,45 @@ impl Store {
                 dead_at: row.updated_at,
             })
             .collect())
+    }
+
+    /// Whether writes land: `Ok` at once unless the last write failed and none has
+    /// landed since; `/readyz` asks. While writes fail, it answers
+    /// [`Error::WritesFailing`] for `retry_after` after the last failure (what a refused
+    /// sender is told to wait), then tries a small write of its own, so that a hub with
+    /// no traffic (a load balancer stopped sending it any when it went unready) becomes
+    /// ready again once its disk or database takes writes.
+    pub async fn check_writes(&self, retry_after: std::time::Duration) -> Result<()> {
+        if !self.health.failing() {
+            return Ok(());
+        }
+        if self
+            .health
+            .since_last_failure()
+            .is_some_and(|since| since < retry_after)
+        {
+            return Err(Error::WritesFailing);
+        }
+        on_writer!(self, "write_probe", Landed, |pool, Db, dialect| {
+            let mut tx = pool.begin().await?;
+            if dialect == Dialect::Sqlite {
+                // Writing the header's user version, unchanged, dirties a page, so the
+                // commit appends to the WAL as any write does. Nothing reads the value.
+                let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+                    .fetch_one(&mut *tx)
+                    .await?;
+                sqlx::query(&format!("PRAGMA user_version = {version}"))
+                    .execute(&mut *tx)
+                    .await?;
+            } else {
+                // A transaction id makes the commit write its record to the WAL.
+                sqlx::query("SELECT txid_current()")
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(())
+        })
     }
 
     /// Whether the database answers; `/readyz` asks.

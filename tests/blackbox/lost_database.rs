@@ -1,0 +1,181 @@
+//! A PostgreSQL store whose connections are cut under load: the database server
+//! terminates every one of the hub's backends, again and again, while batches pour in.
+//! Batches caught mid-transaction are refused with 503 and `Retry-After`; every
+//! notification answered 202 is stored, delivered and still there after a restart.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::disk_full::{Sent, missing, send_batch, wait_delivered};
+use crate::support::{EXIT_TIMEOUT, Hub, Receiver, one_hook};
+
+fn postgres_admin_url() -> String {
+    std::env::var("SWITCHYARD_TEST_POSTGRES")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A database of the test's own, so the terminations reach only its hub's connections;
+/// dropped (connections and all) when the test ends, however it ends.
+struct Database {
+    name: String,
+}
+
+impl Database {
+    async fn create() -> Database {
+        let name = format!("switchyard_cut_{:016x}", rand::random::<u64>());
+        let admin = sqlx::PgPool::connect(&postgres_admin_url())
+            .await
+            .expect("PostgreSQL answers (127.0.0.1:5432, or SWITCHYARD_TEST_POSTGRES)");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("can create a test database");
+        admin.close().await;
+        Database { name }
+    }
+
+    fn url(&self) -> String {
+        let admin = postgres_admin_url();
+        let base = admin
+            .rsplit_once('/')
+            .map_or(admin.as_str(), |(base, _)| base);
+        format!("{base}/{}", self.name)
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop cannot await, and the test's runtime may be gone: a small runtime of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the cleanup");
+            runtime.block_on(async {
+                if let Ok(admin) = sqlx::PgPool::connect(&postgres_admin_url()).await {
+                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::query(&drop).execute(&admin).await;
+                }
+            });
+        });
+        let _ = dropped.join();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn cut_database_connections_lose_no_accepted_notification() {
+    let receiver = Receiver::start().await;
+    let database = Database::create().await;
+    let mut hub = Hub::new(&one_hook(&receiver.url("/hook"), "[100ms, 500ms, 1s]", ""))
+        .env("SWITCHYARD_STORE__URL", &database.url());
+    hub.start().await;
+
+    // The cutter: every 150 ms, terminate every backend connected to the test's database
+    // (only the hub's: the cutter itself is connected to another).
+    let admin = sqlx::PgPool::connect(&postgres_admin_url())
+        .await
+        .expect("PostgreSQL answers");
+    let cutting = Arc::new(AtomicBool::new(true));
+    let cutter = {
+        let cutting = cutting.clone();
+        let name = database.name.clone();
+        let admin = admin.clone();
+        tokio::spawn(async move {
+            let mut cut = 0u64;
+            for _ in 0..400 {
+                if !cutting.load(Ordering::Relaxed) {
+                    break;
+                }
+                let killed: Vec<(bool,)> = sqlx::query_as(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE datname = $1 AND pid <> pg_backend_pid()",
+                )
+                .bind(&name)
+                .fetch_all(&admin)
+                .await
+                .expect("can terminate the hub's backends");
+                cut += killed.len() as u64;
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+            cut
+        })
+    };
+
+    // The burst: two senders, each a bounded number of batches.
+    let mut senders = Vec::new();
+    for sender in 0..2 {
+        let hub = &hub;
+        senders.push(async move {
+            let mut accepted = Vec::new();
+            let mut refused = 0;
+            let started = Instant::now();
+            for round in 0..60 {
+                if started.elapsed() > Duration::from_secs(60) {
+                    break;
+                }
+                match send_batch(hub, &format!("cut.{sender}"), round).await {
+                    Sent::Accepted(ids) => accepted.extend(ids),
+                    Sent::Refused => refused += 1,
+                }
+            }
+            (accepted, refused)
+        });
+    }
+    let results = futures::future::join_all(senders).await;
+    cutting.store(false, Ordering::Relaxed);
+    let cut = cutter.await.expect("the cutter ran");
+    admin.close().await;
+
+    let mut accepted: BTreeSet<String> = BTreeSet::new();
+    let mut refused = 0;
+    for (ids, refusals) in results {
+        accepted.extend(ids);
+        refused += refusals;
+    }
+    eprintln!(
+        "{cut} backends terminated; {} notifications accepted, {refused} batches refused",
+        accepted.len()
+    );
+    assert!(cut > 0, "the cutter terminated no backend of the hub");
+
+    // With the cuts over, the hub takes batches again.
+    let mut round = 1000;
+    let mut taken = false;
+    let started = Instant::now();
+    while !taken && started.elapsed() < Duration::from_secs(60) {
+        round += 1;
+        match send_batch(&hub, "cut.after", round).await {
+            Sent::Accepted(ids) => {
+                taken = true;
+                accepted.extend(ids);
+            }
+            Sent::Refused => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    assert!(taken, "the hub took no batch once the cuts stopped");
+
+    let lost = missing(&hub, &accepted).await;
+    assert!(
+        lost.is_empty(),
+        "{} of {} notifications answered 202 are not stored, such as {:?}",
+        lost.len(),
+        accepted.len(),
+        &lost[..lost.len().min(3)]
+    );
+    wait_delivered(&receiver, &accepted).await;
+
+    hub.sigterm();
+    let status = hub.wait_exit(EXIT_TIMEOUT).await;
+    assert!(status.success(), "the hub exited with {status}");
+    hub.start().await;
+    let lost = missing(&hub, &accepted).await;
+    assert!(
+        lost.is_empty(),
+        "{} of {} accepted notifications are gone after a restart",
+        lost.len(),
+        accepted.len()
+    );
+}
