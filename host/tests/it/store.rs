@@ -1107,3 +1107,202 @@ async fn other_repositories(backend: Backend) {
     // Migrating an up-to-date store applies nothing.
     assert!(Store::migrate(&store.url).await.unwrap().is_empty());
 }
+
+/// The SQLite database, its `-wal` and its `-shm` are readable by their owner only, even
+/// under a umask that lets everyone read new files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_files_are_private_to_their_owner() {
+    use std::os::unix::fs::PermissionsExt as _;
+
+    // 022 is the usual umask, and the one under which SQLite's own default (0644) would
+    // show: set it, so the test means the same wherever it runs.
+    // SAFETY: umask(2) only swaps the process's file-mode mask.
+    unsafe { libc::umask(0o022) };
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().join("data");
+    let path = data_dir.join("store.db");
+    let store = Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    // A write, so the WAL and its index exist.
+    accept(&store, vec![notification("modes.test", "api", None, now_ms())]).await;
+    for suffix in ["", "-wal", "-shm"] {
+        let file = format!("{}{suffix}", path.display());
+        let mode = std::fs::metadata(&file)
+            .unwrap_or_else(|e| panic!("{file}: {e}"))
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{file} has mode {mode:o}");
+    }
+    let mode = std::fs::metadata(&data_dir).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o700, "the data dir has mode {mode:o}");
+    store.close().await;
+
+    // A database an older version left readable by all is narrowed when opened.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let store = Store::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600, "reopened, the database has mode {mode:o}");
+    store.close().await;
+}
+
+/// A small tmpfs for one test, unmounted (lazily, if need be) when dropped.
+struct Tmpfs(tempfile::TempDir);
+
+impl Tmpfs {
+    fn mount(size: &str) -> Tmpfs {
+        let dir = tempfile::tempdir().unwrap();
+        let status = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .expect("can run mount");
+        assert!(status.success(), "could not mount a tmpfs (the test runs as root)");
+        Tmpfs(dir)
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let unmount = |lazy: bool| {
+            let mut command = std::process::Command::new("umount");
+            if lazy {
+                command.arg("-l");
+            }
+            command.arg(self.0.path()).status().is_ok_and(|s| s.success())
+        };
+        if !unmount(false) {
+            unmount(true);
+        }
+    }
+}
+
+/// Fills the filesystem of `dir` until a write fails; returns the filler's path.
+fn fill(dir: &std::path::Path) -> std::path::PathBuf {
+    use std::io::Write as _;
+    let path = dir.join("filler");
+    let mut file = std::fs::File::create(&path).unwrap();
+    let chunk = vec![7u8; 64 * 1024];
+    for _ in 0..10_000 {
+        if file.write_all(&chunk).is_err() {
+            break;
+        }
+    }
+    let page = vec![7u8; 4096];
+    for _ in 0..16 {
+        if file.write_all(&page).is_err() {
+            break;
+        }
+    }
+    path
+}
+
+/// On a full disk, failed commits never leave the writer inside a transaction: every
+/// write the store says committed is there after a reopen, on each writer path (accept,
+/// routing, attempts), and writes land again once there is room. `check_writes` says
+/// they fail meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_commit_never_wedges_the_writer() {
+    let tmpfs = Tmpfs::mount("4m");
+    let url = format!("sqlite://{}", tmpfs.0.path().join("store.db").display());
+    let store = Store::open(&url).await.unwrap();
+    let padding = "p".repeat(2048);
+    let big_batch = || {
+        (0..100)
+            .map(|_| {
+                let mut n = notification("disk.full", "api", None, now_ms());
+                n.payload = format!(r#"{{"padding":"{padding}"}}"#);
+                n
+            })
+            .collect::<Vec<_>>()
+    };
+    let mut committed: Vec<String> = accept(&store, big_batch()).await;
+
+    let filler = fill(tmpfs.0.path());
+    let mut failures = 0;
+    let mut routed_to = 0;
+    let mut delivery_ids = Vec::new();
+    for _ in 0..200 {
+        match store.accept(&[batch(big_batch())], WINDOW_MS).await {
+            Ok(answers) => match &answers[..] {
+                [Accepted::Stored(items)] => committed.extend(items.iter().map(|i| i.id.clone())),
+                other => panic!("{other:?}"),
+            },
+            Err(_) => failures += 1,
+        }
+        // The other writer paths on the same connection: routing and attempts.
+        let from = store.stream_position("router").await.unwrap();
+        if let Ok(entries) = store.stream_read(from, 50).await
+            && let Some(last) = entries.last().map(|e| e.seq)
+        {
+            let deliveries: Vec<NewDelivery> = entries
+                .iter()
+                .map(|e| delivery(&e.notification.id, "hook", now_ms()))
+                .collect();
+            if let Ok(RoutingCommit::Committed) =
+                store.commit_routing("router", from, last, &deliveries).await
+            {
+                routed_to = last;
+                delivery_ids.extend(deliveries.iter().map(|d| d.id.clone()));
+            }
+        }
+        if failures >= 20 {
+            break;
+        }
+    }
+    assert!(failures > 0, "no commit failed on a full disk");
+    assert!(
+        store.check_writes(Duration::ZERO).await.is_err(),
+        "check_writes says writes land on a full disk"
+    );
+
+    std::fs::remove_file(filler).unwrap();
+    let mut landed = false;
+    for _ in 0..50 {
+        if let Ok(answers) = store.accept(&[batch(big_batch())], WINDOW_MS).await {
+            if let [Accepted::Stored(items)] = &answers[..] {
+                committed.extend(items.iter().map(|i| i.id.clone()));
+            }
+            landed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(landed, "no commit landed once there was room");
+    store.check_writes(Duration::ZERO).await.unwrap();
+    let recorded: Vec<AttemptRecord> = delivery_ids
+        .iter()
+        .map(|id| attempt(id, 1, NextStep::Done))
+        .collect();
+    store.record_attempts(&recorded).await.unwrap();
+    store.close().await;
+
+    // What a new process finds: everything the store said it committed.
+    let store = Store::open(&url).await.unwrap();
+    let mut lost = 0;
+    for id in &committed {
+        if store.notification(id).await.unwrap().is_none() {
+            lost += 1;
+        }
+    }
+    assert_eq!(
+        lost,
+        0,
+        "{lost} of {} notifications whose accept committed are gone",
+        committed.len()
+    );
+    assert_eq!(store.stream_position("router").await.unwrap(), routed_to);
+    let delivered = store
+        .list_notifications(&NotificationFilter {
+            delivery_state: Some("delivered".into()),
+            limit: 100_000,
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .len();
+    assert_eq!(delivered, delivery_ids.len(), "recorded attempts are gone");
+    store.close().await;
+}
