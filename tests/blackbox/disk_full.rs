@@ -34,7 +34,13 @@ impl Tmpfs {
             .tempdir()
             .expect("can create a mount point");
         let status = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(dir.path())
             .status()
             .expect("can run mount");
@@ -183,11 +189,8 @@ pub(crate) async fn wait_delivered(receiver: &Receiver, accepted: &BTreeSet<Stri
         Duration::from_secs(120),
         &format!("{} accepted notifications delivered", accepted.len()),
         || {
-            let delivered: BTreeSet<String> = receiver
-                .received()
-                .iter()
-                .map(|r| r.webhook_id())
-                .collect();
+            let delivered: BTreeSet<String> =
+                receiver.received().iter().map(|r| r.webhook_id()).collect();
             let undelivered = accepted.difference(&delivered).count();
             std::future::ready((undelivered == 0).then_some(()))
         },
@@ -264,7 +267,10 @@ async fn a_full_disk_refuses_with_503_and_loses_no_accepted_notification() {
             Sent::Refused => tokio::time::sleep(Duration::from_millis(200)).await,
         }
     }
-    assert_eq!(recovered, 3, "the hub did not take batches again once there was room");
+    assert_eq!(
+        recovered, 3,
+        "the hub did not take batches again once there was room"
+    );
     eventually(Duration::from_secs(30), "/readyz 200 again", || async {
         (readyz(&hub).await == 200).then_some(())
     })

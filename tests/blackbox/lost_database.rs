@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::disk_full::{Sent, missing, send_batch, wait_delivered};
+use crate::disk_full::{Sent, missing, readyz, send_batch, wait_delivered};
 use crate::support::{EXIT_TIMEOUT, Hub, Receiver, one_hook};
 
 fn postgres_admin_url() -> String {
@@ -111,17 +111,25 @@ async fn cut_database_connections_lose_no_accepted_notification() {
         senders.push(async move {
             let mut accepted = Vec::new();
             let mut refused = 0;
+            let mut unready = 0;
             let started = Instant::now();
-            for round in 0..60 {
+            for round in 0..30 {
                 if started.elapsed() > Duration::from_secs(60) {
                     break;
                 }
                 match send_batch(hub, &format!("cut.{sender}"), round).await {
                     Sent::Accepted(ids) => accepted.extend(ids),
-                    Sent::Refused => refused += 1,
+                    Sent::Refused => {
+                        refused += 1;
+                        // Right after a refusal the store's last write failed (unless the
+                        // other sender's landed since): /readyz says so.
+                        if readyz(hub).await == 503 {
+                            unready += 1;
+                        }
+                    }
                 }
             }
-            (accepted, refused)
+            (accepted, refused, unready)
         });
     }
     let results = futures::future::join_all(senders).await;
@@ -131,15 +139,22 @@ async fn cut_database_connections_lose_no_accepted_notification() {
 
     let mut accepted: BTreeSet<String> = BTreeSet::new();
     let mut refused = 0;
-    for (ids, refusals) in results {
+    let mut unready = 0;
+    for (ids, refusals, unready_after) in results {
         accepted.extend(ids);
         refused += refusals;
+        unready += unready_after;
     }
     eprintln!(
-        "{cut} backends terminated; {} notifications accepted, {refused} batches refused",
+        "{cut} backends terminated; {} notifications accepted, {refused} batches refused, \
+         /readyz 503 after {unready} of them",
         accepted.len()
     );
     assert!(cut > 0, "the cutter terminated no backend of the hub");
+    assert!(
+        refused == 0 || unready > 0,
+        "/readyz said ready after every one of {refused} refusals for failed commits"
+    );
 
     // With the cuts over, the hub takes batches again.
     let mut round = 1000;

@@ -81,10 +81,9 @@ pub(super) use on_pool;
 macro_rules! on_writer {
     ($store:expr, $operation:literal, $proof:ident, |$conn:ident, $Db:ident, $dialect:ident| $body:expr) => {{
         let store: &$crate::store::Store = $store;
-        let result: $crate::store::Result<_> = async {
-            $crate::store::backend::on_pool!(&store.writer, |$conn, $Db, $dialect| $body)
-        }
-        .await;
+        let result: $crate::store::Result<_> =
+            async { $crate::store::backend::on_pool!(&store.writer, |$conn, $Db, $dialect| $body) }
+                .await;
         store
             .health
             .observe($operation, $crate::store::health::Proof::$proof, result)

@@ -89,10 +89,9 @@ impl WriteHealth {
 /// or check constraint) rather than failing to write at all.
 fn is_about_the_rows(error: &Error) -> bool {
     match error {
-        Error::Database(sqlx::Error::Database(database)) => !matches!(
-            database.kind(),
-            sqlx::error::ErrorKind::Other
-        ),
+        Error::Database(sqlx::Error::Database(database)) => {
+            !matches!(database.kind(), sqlx::error::ErrorKind::Other)
+        }
         _ => false,
     }
 }
@@ -110,7 +109,11 @@ mod tests {
         let health = WriteHealth::default();
         assert!(!health.failing());
         assert!(health.since_last_failure().is_none());
-        assert!(health.observe::<()>("accept", Proof::Landed, Err(full())).is_err());
+        assert!(
+            health
+                .observe::<()>("accept", Proof::Landed, Err(full()))
+                .is_err()
+        );
         assert!(health.failing());
         assert!(health.since_last_failure().is_some());
         // A write that proves nothing (an empty lease) does not end the outage.
