@@ -1125,7 +1125,11 @@ async fn database_files_are_private_to_their_owner() {
         .await
         .unwrap();
     // A write, so the WAL and its index exist.
-    accept(&store, vec![notification("modes.test", "api", None, now_ms())]).await;
+    accept(
+        &store,
+        vec![notification("modes.test", "api", None, now_ms())],
+    )
+    .await;
     for suffix in ["", "-wal", "-shm"] {
         let file = format!("{}{suffix}", path.display());
         let mode = std::fs::metadata(&file)
@@ -1144,7 +1148,11 @@ async fn database_files_are_private_to_their_owner() {
         .await
         .unwrap();
     let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-    assert_eq!(mode & 0o777, 0o600, "reopened, the database has mode {mode:o}");
+    assert_eq!(
+        mode & 0o777,
+        0o600,
+        "reopened, the database has mode {mode:o}"
+    );
     store.close().await;
 }
 
@@ -1159,7 +1167,10 @@ impl Tmpfs {
             .arg(dir.path())
             .status()
             .expect("can run mount");
-        assert!(status.success(), "could not mount a tmpfs (the test runs as root)");
+        assert!(
+            status.success(),
+            "could not mount a tmpfs (the test runs as root)"
+        );
         Tmpfs(dir)
     }
 }
@@ -1171,7 +1182,10 @@ impl Drop for Tmpfs {
             if lazy {
                 command.arg("-l");
             }
-            command.arg(self.0.path()).status().is_ok_and(|s| s.success())
+            command
+                .arg(self.0.path())
+                .status()
+                .is_ok_and(|s| s.success())
         };
         if !unmount(false) {
             unmount(true);
@@ -1241,8 +1255,9 @@ async fn a_failed_commit_never_wedges_the_writer() {
                 .iter()
                 .map(|e| delivery(&e.notification.id, "hook", now_ms()))
                 .collect();
-            if let Ok(RoutingCommit::Committed) =
-                store.commit_routing("router", from, last, &deliveries).await
+            if let Ok(RoutingCommit::Committed) = store
+                .commit_routing("router", from, last, &deliveries)
+                .await
             {
                 routed_to = last;
                 delivery_ids.extend(deliveries.iter().map(|d| d.id.clone()));
