@@ -311,6 +311,7 @@ async fn a_full_disk_refuses_with_503_and_loses_no_accepted_notification() {
     // One line when the failures started and one when they stopped, not one per request.
     let failing = log_lines(&hub, "store writes are failing");
     let recovered_lines = log_lines(&hub, "store writes succeed again");
+    eprintln!("log: {failing} lines saying writes fail, {recovered_lines} saying they land again");
     assert!(
         failing >= 1 && recovered_lines >= 1,
         "the hub did not log the outage ({failing}) and its end ({recovered_lines})"
