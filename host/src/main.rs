@@ -9,7 +9,7 @@ use switchyard::config::Config;
 use switchyard::routing;
 use switchyard::runtime::{BUILTIN_PLUGINS, Plugin, Runtime, RuntimeConfig, World};
 use switchyard::scaffold;
-use switchyard::store::Store;
+use switchyard::store::{Scope, Scopes, Store};
 use switchyard::vault::{self, KeySource, Vault};
 
 // The hub allocates many small short-lived buffers per notification; glibc's malloc spent
@@ -112,6 +112,23 @@ enum TokenCommand {
     Create {
         /// What the token is for.
         name: String,
+        /// What the token may do: `send` (create notifications), `read` (notifications,
+        /// deliveries, dead letters, live events), `admin` (plugins, routes, tokens,
+        /// replays; includes `read`). Repeat for several. Default: send and read.
+        #[arg(long = "scope", value_name = "SCOPE")]
+        scopes: Vec<Scope>,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Lists the active API tokens with their scopes (never the tokens themselves).
+    List {
+        #[command(flatten)]
+        config: ConfigArg,
+    },
+    /// Revokes an API token. Running hubs refuse it within a second and close its sockets.
+    Revoke {
+        /// The token's id, as `token list` shows it.
+        id: String,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -256,17 +273,56 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 Ok(ExitCode::FAILURE)
             }
         },
-        Command::Token(TokenCommand::Create { name, config }) => {
+        Command::Token(TokenCommand::Create {
+            name,
+            scopes,
+            config,
+        }) => {
             let config = config.load()?;
             tokio.block_on(async {
                 let store = Store::open(&config.store_url()).await?;
-                let token = store.create_token(&name).await?;
+                let token = store
+                    .create_token(&name, Scopes::or_default(scopes))
+                    .await?;
                 store.close().await;
                 eprintln!(
-                    "Created API token `{}` ({}). It is shown only this once:",
-                    token.name, token.id
+                    "Created API token `{}` ({}) with scopes: {}. It is shown only this once:",
+                    token.name, token.id, token.scopes
                 );
                 println!("{}", token.token);
+                anyhow::Ok(ExitCode::SUCCESS)
+            })
+        }
+        Command::Token(TokenCommand::Revoke { id, config }) => {
+            let config = config.load()?;
+            tokio.block_on(async {
+                let store = Store::open(&config.store_url()).await?;
+                let revoked = store.revoke_token(&id).await;
+                store.close().await;
+                if revoked? {
+                    eprintln!("Revoked API token {id}.");
+                    anyhow::Ok(ExitCode::SUCCESS)
+                } else {
+                    eprintln!("No active API token has id {id}.");
+                    anyhow::Ok(ExitCode::FAILURE)
+                }
+            })
+        }
+        Command::Token(TokenCommand::List { config }) => {
+            let config = config.load()?;
+            tokio.block_on(async {
+                let store = Store::open(&config.store_url()).await?;
+                let tokens = store.active_tokens().await;
+                store.close().await;
+                println!("{:<36}  {:<17}  NAME", "ID", "SCOPES");
+                for token in tokens? {
+                    println!(
+                        "{:<36}  {:<17}  {}",
+                        token.id,
+                        token.scopes.to_words(),
+                        token.name
+                    );
+                }
                 anyhow::Ok(ExitCode::SUCCESS)
             })
         }

@@ -63,7 +63,13 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     // Only the api role makes the first token and admin: several processes starting at
     // once on one store would otherwise each make one.
     let first_token = if hub.config.roles.api && hub.tokens.is_empty() {
-        Some(hub.tokens.create("default").await?)
+        // The first token is the operator's own: it may do everything, as every token
+        // could before scopes existed.
+        Some(
+            hub.tokens
+                .create("default", crate::store::Scopes::ALL)
+                .await?,
+        )
     } else {
         None
     };

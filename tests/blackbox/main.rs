@@ -20,6 +20,7 @@ mod nginx;
 mod ops;
 mod reload;
 mod retries;
+mod scopes;
 mod support;
 #[path = "../shared/tansu.rs"]
 mod tansu;

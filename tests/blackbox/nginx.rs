@@ -208,7 +208,9 @@ async fn two_hubs(routes: &str) -> (Hub, Hub) {
     let mut first = Hub::new(routes);
     let mut second = Hub::new(routes);
     let output = first
-        .command(&["token", "create", "nginx"])
+        .command(&[
+            "token", "create", "nginx", "--scope", "send", "--scope", "read", "--scope", "admin",
+        ])
         .output()
         .expect("can run `switchyard token create`");
     assert!(

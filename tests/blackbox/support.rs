@@ -108,7 +108,8 @@ pub struct Hub {
     dir: tempfile::TempDir,
     /// The port of the current (or last) run.
     pub port: u16,
-    /// An API token, created with `switchyard token create` before the first start.
+    /// An API token with every scope, created with `switchyard token create` before the
+    /// first start.
     pub token: String,
     env: Vec<(String, String)>,
     /// Whether `public_url` is `http://localhost:<port>`, for a browser that must use that
@@ -211,7 +212,10 @@ impl Hub {
             return;
         }
         let output = self
-            .command(&["token", "create", "blackbox"])
+            .command(&[
+                "token", "create", "blackbox", "--scope", "send", "--scope", "read", "--scope",
+                "admin",
+            ])
             .output()
             .expect("can run `switchyard token create`");
         assert!(

@@ -21,7 +21,7 @@ use poem_openapi::{Multipart, Object, OpenApi, SecurityScheme, Tags};
 
 use super::users::{self, SignInError};
 use super::{Admin, SignedIn};
-use crate::ingress::rest::ApiToken;
+use crate::ingress::rest::AdminToken;
 use crate::ingress::{Problem, ProblemResponse};
 use crate::plugins::PluginAdminError;
 
@@ -182,7 +182,7 @@ impl SessionApi {
     }
 }
 
-/// The plugin endpoints, for API tokens.
+/// The plugin endpoints, for API tokens with the `admin` scope.
 pub struct PluginAdminApi {
     admin: Arc<Admin>,
 }
@@ -254,7 +254,7 @@ impl PluginAdminApi {
     /// Upload a plugin, or a new version of one. It is checked against the adapter and
     /// channel worlds first; once stored it is the active version, without a restart.
     #[oai(path = "/plugins", method = "post", tag = "Tag::PluginAdmin")]
-    async fn upload(&self, token: ApiToken, body: UploadIn) -> ApiResult<Json<UploadedOut>> {
+    async fn upload(&self, token: AdminToken, body: UploadIn) -> ApiResult<Json<UploadedOut>> {
         let bytes = body.file.into_vec().await.map_err(|e| {
             Problem::new(
                 StatusCode::BAD_REQUEST,
@@ -285,7 +285,7 @@ impl PluginAdminApi {
     )]
     async fn activate(
         &self,
-        _token: ApiToken,
+        _token: AdminToken,
         name: Path<String>,
         body: Json<ActivateIn>,
     ) -> ApiResult<()> {
@@ -306,7 +306,7 @@ impl PluginAdminApi {
     )]
     async fn set_enabled(
         &self,
-        _token: ApiToken,
+        _token: AdminToken,
         name: Path<String>,
         body: Json<EnabledIn>,
     ) -> ApiResult<()> {

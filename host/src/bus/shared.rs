@@ -4,8 +4,10 @@
 //! Keys:
 //! - `switchyard:idem:req:<scope>:<key>`: a request's `Idempotency-Key`, its body's
 //!   fingerprint and its answer; expires with the window.
-//! - `switchyard:idem:n:<source>:<key>`: a notification's own idempotency key and the id of
-//!   the first notification that carried it; expires with the window.
+//! - `switchyard:idem:n:<owner>:<key>`: a notification's own idempotency key, as
+//!   `<id> <fingerprint>` of the first notification that carried it; expires with the
+//!   window. The owner is `token:<token id>:<source>`, or the source for a signed webhook
+//!   (see [`crate::store::notification_key_owner`]).
 //! - `switchyard:rate:<channel>:<window>`: calls granted to `channel` in one window of its
 //!   rate limit, across every process; expires two windows later.
 
@@ -16,7 +18,7 @@ use redis::aio::ConnectionManager;
 use serde::{Deserialize, Serialize};
 
 use crate::routing::RateLimit;
-use crate::store::{AcceptedItem, Notification, RequestKey};
+use crate::store::{AcceptedItem, Notification, RequestKey, notification_fingerprint};
 
 /// How long start-up waits for Redis.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -60,6 +62,17 @@ pub enum RequestClaim {
     /// The key was used within the window for the same body: its answer.
     Replayed(Vec<AcceptedItem>),
     /// The key was used within the window for a different body.
+    Reused,
+}
+
+/// What became of a notification's own idempotency key when it was claimed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotificationClaim {
+    /// New (or the notification has no key): it is this notification's now.
+    New,
+    /// Its sender used it within the window for the same notification: the first one's id.
+    Duplicate(String),
+    /// Its sender used it within the window for a different notification.
     Reused,
 }
 
@@ -155,13 +168,14 @@ impl Shared {
     pub async fn release(
         &self,
         request: Option<&RequestKey>,
+        key_owner: &str,
         notifications: &[&Notification],
     ) -> Result<()> {
         let mut names: Vec<String> = request.map(request_key_name).into_iter().collect();
         names.extend(
             notifications
                 .iter()
-                .filter_map(|n| notification_key_name(n)),
+                .filter_map(|n| notification_key_name(key_owner, n)),
         );
         if names.is_empty() {
             return Ok(());
@@ -170,45 +184,58 @@ impl Shared {
         Ok(())
     }
 
-    /// Claims each notification's own idempotency key for `window`. For each notification,
-    /// `None` when it is new (or has no key), or the id of the first notification that
-    /// carried its key within the window.
+    /// Claims each notification's own idempotency key, as `key_owner`'s, for `window`: what
+    /// became of each (see [`NotificationClaim`]).
     pub async fn claim_notifications(
         &self,
+        key_owner: &str,
         notifications: &[&Notification],
         window: Duration,
-    ) -> Result<Vec<Option<String>>> {
-        let keyed: Vec<(usize, String)> = notifications
+    ) -> Result<Vec<NotificationClaim>> {
+        let keyed: Vec<(usize, String, String)> = notifications
             .iter()
             .enumerate()
-            .filter_map(|(i, n)| notification_key_name(n).map(|name| (i, name)))
+            .filter_map(|(i, n)| {
+                let name = notification_key_name(key_owner, n)?;
+                Some((i, name, notification_fingerprint(n)))
+            })
             .collect();
-        let mut answers = vec![None; notifications.len()];
+        let mut answers = vec![NotificationClaim::New; notifications.len()];
         if keyed.is_empty() {
             return Ok(answers);
         }
-        // One round trip: SET NX for every key, then GET, which returns our own id where
-        // the SET won and the first id where it lost.
+        // One round trip: SET NX for every key, then GET, which returns our own value
+        // where the SET won and the first holder's where it lost.
         let mut pipe = redis::pipe();
-        for (i, name) in &keyed {
+        for (i, name, fingerprint) in &keyed {
             pipe.cmd("SET")
                 .arg(name)
-                .arg(&notifications[*i].id)
+                .arg(format!("{} {fingerprint}", notifications[*i].id))
                 .arg("NX")
                 .arg("PX")
                 .arg(window.as_millis() as u64)
                 .ignore();
         }
-        for (_, name) in &keyed {
+        for (_, name, _) in &keyed {
             pipe.get(name);
         }
         let holders: Vec<Option<String>> = pipe.query_async(&mut self.redis.clone()).await?;
-        for ((i, _), holder) in keyed.iter().zip(holders) {
-            if let Some(holder) = holder
-                && holder != notifications[*i].id
-            {
-                answers[*i] = Some(holder);
+        for ((i, _, fingerprint), holder) in keyed.iter().zip(holders) {
+            let Some(holder) = holder else {
+                // It expired between the SET and the GET: the window is over.
+                continue;
+            };
+            // A value without a fingerprint was written before notifications had one; it
+            // is taken for the same notification.
+            let (first_id, first_fingerprint) = holder.split_once(' ').unwrap_or((&holder, ""));
+            if first_id == notifications[*i].id {
+                continue;
             }
+            answers[*i] = if first_fingerprint.is_empty() || first_fingerprint == fingerprint {
+                NotificationClaim::Duplicate(first_id.to_string())
+            } else {
+                NotificationClaim::Reused
+            };
         }
         Ok(answers)
     }
@@ -231,9 +258,9 @@ fn request_key_name(key: &RequestKey) -> String {
     format!("switchyard:idem:req:{}:{}", key.scope, key.key)
 }
 
-fn notification_key_name(notification: &Notification) -> Option<String> {
+fn notification_key_name(key_owner: &str, notification: &Notification) -> Option<String> {
     let key = notification.idempotency_key.as_ref()?;
-    Some(format!("switchyard:idem:n:{}:{key}", notification.source))
+    Some(format!("switchyard:idem:n:{key_owner}:{key}"))
 }
 
 /// One channel's share of a rate limit counted in Redis, in fixed windows of the limit's

@@ -17,7 +17,7 @@ use tokio::sync::{Notify, mpsc, oneshot};
 use std::time::Duration;
 
 use crate::bus::kafka::KafkaProducer;
-use crate::bus::shared::{RequestClaim, Shared};
+use crate::bus::shared::{NotificationClaim, RequestClaim, Shared};
 use crate::events::{Event, Events};
 use crate::runtime::Draft;
 use crate::store::{self, AcceptBatch, Accepted, AcceptedItem, Notification, RequestKey, Store};
@@ -89,10 +89,13 @@ impl Acceptor {
         Acceptor { queue }
     }
 
-    /// Accepts `drafts` from `source`. Returns once they are durable (or known duplicates).
+    /// Accepts `drafts` from `source`, sent with API token `token_id` (none for a signed
+    /// webhook). Returns once they are durable (or known duplicates). The notifications' own
+    /// idempotency keys are the token's and the source's: another sender's never match.
     pub async fn accept(
         &self,
         source: &str,
+        token_id: Option<&str>,
         drafts: Vec<Draft>,
         request_key: Option<RequestKey>,
     ) -> Result<Accepted, AcceptError> {
@@ -113,6 +116,7 @@ impl Acceptor {
         let job = Job {
             batch: AcceptBatch {
                 request_key,
+                key_owner: store::notification_key_owner(token_id, source),
                 notifications,
             },
             reply,
@@ -325,14 +329,31 @@ async fn dedupe(shared: &Shared, job: Job, window: Duration) -> Publishing {
             }
         }
     }
-    let notifications: Vec<&Notification> = request.job.batch.notifications.iter().collect();
-    match shared.claim_notifications(&notifications, window).await {
-        Ok(holders) => {
-            for (item, holder) in request.items.iter_mut().zip(holders) {
-                if let Some(first) = holder {
-                    item.id = first;
-                    item.duplicate = true;
+    let batch = &request.job.batch;
+    let notifications: Vec<&Notification> = batch.notifications.iter().collect();
+    match shared
+        .claim_notifications(&batch.key_owner, &notifications, window)
+        .await
+    {
+        Ok(claims) => {
+            let mut reused = None;
+            for (index, (item, claim)) in request.items.iter_mut().zip(claims).enumerate() {
+                match claim {
+                    NotificationClaim::New => {}
+                    NotificationClaim::Duplicate(first) => {
+                        item.id = first;
+                        item.duplicate = true;
+                    }
+                    NotificationClaim::Reused => {
+                        // Not ours to release: the key stays its first sender's.
+                        item.duplicate = true;
+                        reused.get_or_insert(index);
+                    }
                 }
+            }
+            if let Some(index) = reused {
+                forget_claims(shared, &request).await;
+                request.answer = Some(Ok(Accepted::NotificationKeyReused { index }));
             }
         }
         Err(error) => {
@@ -358,7 +379,10 @@ async fn forget_claims(shared: &Shared, request: &Publishing) {
         .request_key
         .as_ref()
         .filter(|_| request.claimed_request);
-    if let Err(error) = shared.release(request_key, &claimed).await {
+    if let Err(error) = shared
+        .release(request_key, &batch.key_owner, &claimed)
+        .await
+    {
         // They expire with the window; until then a retry is taken for a repeat.
         tracing::warn!(%error, "could not release idempotency keys in Redis");
     }

@@ -11,7 +11,13 @@
 //! Authentication is the REST API's: `Authorization: Bearer <token>`, refused with 401 before
 //! the body is read. A browser cannot set headers on a WebSocket, so the socket takes the
 //! token in its `connection_init` payload instead: it is closed with 4403 without one, and
-//! with 4408 when no `connection_init` comes within 10 seconds.
+//! with 4408 when no `connection_init` comes within 10 seconds. A socket whose token is
+//! revoked is closed with 4403 as well.
+//!
+//! Scopes are the REST API's too, checked by a guard on each root field ([`Needs`]):
+//! queries of notifications and dead letters and both subscriptions need `read`, `routes`
+//! and `plugins` need `admin`, the mutations need `send`. A field refused is an error with
+//! `code: insufficient-scope` and `status: 403` naming the scope.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -30,12 +36,12 @@ use serde_json::{Map, Value};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::listing::{next_page, page_limit, parse_time, rfc3339};
-use super::{Problem, adapt};
+use super::{Problem, adapt, auth};
 use crate::events::{Event, EventFilter, EventType};
 use crate::pipeline::Hub;
 use crate::routing::KindPattern;
 use crate::runtime::{self, Transport};
-use crate::store::{self, Accepted, DeadLetterFilter, NotificationFilter};
+use crate::store::{self, Accepted, DeadLetterFilter, NotificationFilter, Scope, TokenRecord};
 
 /// The adapter plugin the mutation hands its variables to.
 pub const GRAPHQL_ADAPTER: &str = "graphql";
@@ -74,6 +80,21 @@ pub fn routes(hub: Arc<Hub>) -> Route {
         .at("/ws", FrontDoorEndpoint(front))
 }
 
+// ---- Scopes ---------------------------------------------------------------------------
+
+/// A root field's scope check. The front door puts the caller's token in the request's
+/// data; a request without one (the schema run some other way) is refused.
+pub struct Needs(pub Scope);
+
+impl async_graphql::Guard for Needs {
+    async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
+        let token = ctx
+            .data_opt::<TokenRecord>()
+            .ok_or_else(|| coded("this request carries no API token", "unauthenticated"))?;
+        auth::require(token, self.0).map_err(problem_error)
+    }
+}
+
 // ---- Queries --------------------------------------------------------------------------
 
 pub struct QueryRoot;
@@ -82,6 +103,7 @@ pub struct QueryRoot;
 impl QueryRoot {
     /// Notifications, newest first, as `GET /api/v1/notifications` lists them.
     #[allow(clippy::too_many_arguments)] // one per GraphQL argument
+    #[graphql(guard = "Needs(Scope::Read)")]
     async fn notifications(
         &self,
         ctx: &Context<'_>,
@@ -127,6 +149,7 @@ impl QueryRoot {
     }
 
     /// One notification by id, or null when there is none.
+    #[graphql(guard = "Needs(Scope::Read)")]
     async fn notification(
         &self,
         ctx: &Context<'_>,
@@ -141,6 +164,7 @@ impl QueryRoot {
     }
 
     /// Deliveries that ran out of retries or failed for good, newest first.
+    #[graphql(guard = "Needs(Scope::Read)")]
     async fn dead_letters(
         &self,
         ctx: &Context<'_>,
@@ -179,6 +203,7 @@ impl QueryRoot {
     }
 
     /// The route table in force.
+    #[graphql(guard = "Needs(Scope::Admin)")]
     async fn routes(&self, ctx: &Context<'_>) -> Routes {
         let hub = hub(ctx);
         let table = hub.routes.current();
@@ -200,6 +225,7 @@ impl QueryRoot {
     }
 
     /// The plugins this hub has loaded.
+    #[graphql(guard = "Needs(Scope::Admin)")]
     async fn plugins(&self, ctx: &Context<'_>) -> Vec<Plugin> {
         hub(ctx)
             .plugins
@@ -488,13 +514,14 @@ impl MutationRoot {
     /// Send one notification. It goes through the `graphql` adapter plugin and returns
     /// once it is durable. A rejection is an error whose `extensions` carry the adapter's
     /// `code`, the `field` at fault and the HTTP `status` the REST API would give.
+    #[graphql(guard = "Needs(Scope::Send)")]
     async fn send_notification(
         &self,
         ctx: &Context<'_>,
         input: NotificationInput,
     ) -> async_graphql::Result<AcceptedNotification> {
         let variables = Value::Object(Map::from_iter([("input".into(), input.to_adapter_json())]));
-        let mut accepted = send(hub(ctx), variables).await?;
+        let mut accepted = send(ctx, variables, |_| "input.idempotencyKey".into()).await?;
         // The adapter makes exactly one draft of `input`; anything else is its bug.
         match (accepted.pop(), accepted.is_empty()) {
             (Some(item), true) => Ok(item),
@@ -505,6 +532,7 @@ impl MutationRoot {
     }
 
     /// Send several notifications at once (at most 1000), all or nothing.
+    #[graphql(guard = "Needs(Scope::Send)")]
     async fn send_notifications(
         &self,
         ctx: &Context<'_>,
@@ -515,12 +543,22 @@ impl MutationRoot {
             "inputs".into(),
             Value::Array(inputs.collect()),
         )]));
-        send(hub(ctx), variables).await
+        send(ctx, variables, |index| {
+            format!("inputs[{index}].idempotencyKey")
+        })
+        .await
     }
 }
 
-/// The mutation's path: the adapter, then accept.
-async fn send(hub: &Hub, variables: Value) -> async_graphql::Result<Vec<AcceptedNotification>> {
+/// The mutation's path: the adapter, then accept, as the caller's token. `key_field` names
+/// the idempotency key of the `index`th notification, for a key reused.
+async fn send(
+    ctx: &Context<'_>,
+    variables: Value,
+    key_field: fn(usize) -> String,
+) -> async_graphql::Result<Vec<AcceptedNotification>> {
+    let hub = hub(ctx);
+    let token = ctx.data::<TokenRecord>()?;
     let request = runtime::Request {
         transport: Transport::Graphql,
         // What the contract says a GraphQL request carries.
@@ -534,7 +572,11 @@ async fn send(hub: &Hub, variables: Value) -> async_graphql::Result<Vec<Accepted
     let drafts = adapt(hub, GRAPHQL_ADAPTER, &grants, request)
         .await
         .map_err(problem_error)?;
-    match hub.acceptor.accept(GRAPHQL_SOURCE, drafts, None).await {
+    match hub
+        .acceptor
+        .accept(GRAPHQL_SOURCE, Some(&token.id), drafts, None)
+        .await
+    {
         Ok(Accepted::Stored(items)) => Ok(items
             .into_iter()
             .map(|item| AcceptedNotification {
@@ -542,6 +584,9 @@ async fn send(hub: &Hub, variables: Value) -> async_graphql::Result<Vec<Accepted
                 duplicate: item.duplicate,
             })
             .collect()),
+        Ok(Accepted::NotificationKeyReused { index }) => Err(problem_error(
+            super::rest::notification_key_reused(key_field(index)),
+        )),
         Ok(Accepted::Replayed(_) | Accepted::KeyReused) => {
             unreachable!("the mutation is accepted without a request key")
         }
@@ -586,6 +631,7 @@ impl SubscriptionRoot {
     /// Notifications as they are accepted, from now on. A subscriber that falls too far
     /// behind gets an error (code `lagged`) and the subscription ends: subscribe again and
     /// catch up with the `notifications` query.
+    #[graphql(guard = "Needs(Scope::Read)")]
     async fn notifications(
         &self,
         ctx: &Context<'_>,
@@ -623,6 +669,7 @@ impl SubscriptionRoot {
     }
 
     /// Delivery attempts as they end, from now on; lagging ends it as for `notifications`.
+    #[graphql(guard = "Needs(Scope::Read)")]
     async fn deliveries(
         &self,
         ctx: &Context<'_>,
@@ -774,19 +821,19 @@ impl FrontDoor {
     async fn execute(&self, request: Request) -> poem::Result<Response> {
         let token = request
             .header(header::AUTHORIZATION)
-            .and_then(|value| value.strip_prefix("Bearer "));
-        if token
-            .and_then(|t| self.hub.tokens.verify(t.trim()))
-            .is_none()
-        {
+            .and_then(|value| value.strip_prefix("Bearer "))
+            .and_then(|t| self.hub.tokens.verify(t.trim()));
+        let Some(token) = token else {
             return Err(poem::Error::from_string(
                 "the API token is missing or not valid: send Authorization: Bearer <token>",
                 StatusCode::UNAUTHORIZED,
             ));
-        }
+        };
         let (request, mut body) = request.split();
         let batch = GraphQLBatchRequest::from_request(&request, &mut body).await?;
-        Ok(GraphQLBatchResponse(self.schema.execute_batch(batch.0).await).into_response())
+        // The fields' guards check its scopes ([`Needs`]).
+        let batch = batch.0.data(token);
+        Ok(GraphQLBatchResponse(self.schema.execute_batch(batch).await).into_response())
     }
 
     /// The subscription socket. The upgrade needs no token; the `connection_init`
@@ -797,6 +844,11 @@ impl FrontDoor {
         let protocol = GraphQLProtocol::from_request(&request, &mut body).await?;
         let schema = self.schema.clone();
         let hub = self.hub.clone();
+        let tokens = self.hub.tokens.clone();
+        // The token `connection_init` carried, once it has come: the socket closes when it
+        // is revoked.
+        let signed_in = Arc::new(std::sync::OnceLock::<String>::new());
+        let signed_in_by_init = signed_in.clone();
         let response = websocket
             .protocols(async_graphql::http::ALL_WEBSOCKET_PROTOCOLS)
             .on_upgrade(move |socket| async move {
@@ -814,9 +866,12 @@ impl FrontDoor {
                     });
                 let outgoing = async_graphql::http::WebSocket::new(schema, incoming, protocol.0)
                     .on_connection_init(move |payload| async move {
-                        authenticate_socket(&hub, &payload)
-                            .then(Data::default)
-                            .ok_or_else(|| async_graphql::Error::new(SOCKET_REFUSED))
+                        let token = authenticate_socket(&hub, &payload)
+                            .ok_or_else(|| async_graphql::Error::new(SOCKET_REFUSED))?;
+                        let _ = signed_in_by_init.set(token.id.clone());
+                        let mut data = Data::default();
+                        data.insert(token);
+                        Ok(data)
                     });
                 futures::pin_mut!(outgoing);
                 // The first message out answers `connection_init`. async-graphql waits
@@ -834,7 +889,27 @@ impl FrontDoor {
                 };
                 let rest = futures::stream::once(async { first }).chain(outgoing);
                 futures::pin_mut!(rest);
-                while let Some(message) = rest.next().await {
+                // `connection_init` has been answered, so the token is known if it was valid.
+                let token_id = signed_in.get().cloned();
+                let revoked = async {
+                    match token_id {
+                        Some(id) => tokens.revoked(&id).await,
+                        None => std::future::pending().await,
+                    }
+                };
+                futures::pin_mut!(revoked);
+                loop {
+                    let message = tokio::select! {
+                        message = rest.next() => match message {
+                            Some(message) => message,
+                            None => break,
+                        },
+                        () = &mut revoked => {
+                            let reason = "Forbidden: the API token was revoked";
+                            let _ = sink.send(Message::close_with(FORBIDDEN, reason)).await;
+                            break;
+                        }
+                    };
                     let frame = match message {
                         WsMessage::Text(text) => Message::text(text),
                         // async-graphql closes a refused graphql-transport-ws socket
@@ -857,18 +932,34 @@ impl FrontDoor {
     }
 }
 
-/// Whether the `connection_init` payload carries a valid token, as
+/// The valid token the `connection_init` payload carries, as
 /// `{"Authorization": "Bearer <token>"}` (any case of the key) or `{"token": "<token>"}`.
-fn authenticate_socket(hub: &Hub, payload: &Value) -> bool {
-    let Some(object) = payload.as_object() else {
-        return false;
-    };
+fn authenticate_socket(hub: &Hub, payload: &Value) -> Option<TokenRecord> {
+    let object = payload.as_object()?;
     let from_header = object
         .iter()
         .find(|(key, _)| key.eq_ignore_ascii_case("authorization"))
         .and_then(|(_, value)| value.as_str()?.strip_prefix("Bearer "));
-    let token = from_header.or_else(|| object.get("token")?.as_str());
-    token.is_some_and(|t| hub.tokens.verify(t.trim()).is_some())
+    let token = from_header.or_else(|| object.get("token")?.as_str())?;
+    hub.tokens.verify(token.trim())
+}
+
+/// The answer to a batch with too many queries: a 400 with a GraphQL error, before any of
+/// them runs.
+fn batch_too_large(count: usize, max_batch: usize) -> Response {
+    let mut error = ServerError::new(
+        format!(
+            "a batch may hold at most {max_batch} queries (graphql.max_batch); this one holds \
+             {count}: send them in smaller batches"
+        ),
+        None,
+    );
+    error
+        .extensions
+        .get_or_insert_with(Default::default)
+        .set("code", "batch-too-large");
+    let answer = async_graphql::Response::from_errors(vec![error]);
+    (StatusCode::BAD_REQUEST, poem::web::Json(answer)).into_response()
 }
 
 // ---- Helpers ----------------------------------------------------------------------------

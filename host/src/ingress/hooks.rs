@@ -94,8 +94,18 @@ impl HooksApi {
             adapter_request(request, body.0),
         )
         .await?;
-        let items = match self.hub.acceptor.accept(&source.0, drafts, None).await {
+        // No token: the source's signature is the sender, and the keys are the source's.
+        let items = match self
+            .hub
+            .acceptor
+            .accept(&source.0, None, drafts, None)
+            .await
+        {
             Ok(Accepted::Stored(items)) => items,
+            Ok(Accepted::NotificationKeyReused { index }) => {
+                let field = format!("notifications[{index}].idempotency_key");
+                return Err(super::rest::notification_key_reused(field).into());
+            }
             Ok(Accepted::Replayed(_) | Accepted::KeyReused) => {
                 unreachable!("a webhook is accepted without a request key")
             }

@@ -8,8 +8,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use poem::Request;
 use poem::http::StatusCode;
+use poem::{IntoResponse as _, Request};
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags, auth::Bearer};
@@ -17,13 +17,14 @@ use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags, auth::Bea
 use super::listing::{next_page, page_limit, parse_time, rfc3339};
 use super::problem::{Problem, ProblemResponse};
 use super::raw_json::RawJson;
-use super::{REST_ADAPTER, REST_SOURCE};
+use super::{REST_ADAPTER, REST_SOURCE, auth};
 use crate::crypto;
 use crate::pipeline::Hub;
 use crate::routing::{RouteTable, RoutesError};
 use crate::runtime::{self, Transport};
 use crate::store::{
-    self, Accepted, AcceptedItem, DeadLetterFilter, NotificationFilter, RequestKey, TokenRecord,
+    self, Accepted, AcceptedItem, DeadLetterFilter, NotificationFilter, RequestKey, Scope, Scopes,
+    TokenRecord,
 };
 
 type ApiResult<T> = Result<T, ProblemResponse>;
@@ -42,19 +43,54 @@ enum Tag {
     Tokens,
 }
 
-/// An API token: `Authorization: Bearer sy_...`. The first start of a hub prints one;
-/// `switchyard token create NAME` makes more.
+/// An API token with the `send` scope: `Authorization: Bearer sy_...`. The first start of
+/// a hub prints one that holds every scope; `switchyard token create NAME --scope send`
+/// makes more. A token without the scope gets 403 (`insufficient-scope`).
 #[derive(SecurityScheme)]
-#[oai(ty = "bearer", checker = "check_token")]
-pub struct ApiToken(pub TokenRecord);
+#[oai(ty = "bearer", checker = "check_send")]
+pub struct SendToken(pub TokenRecord);
 
-async fn check_token(request: &Request, bearer: Bearer) -> poem::Result<TokenRecord> {
+/// An API token with the `read` scope (or `admin`, which includes it): `Authorization:
+/// Bearer sy_...`. A token without it gets 403 (`insufficient-scope`).
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", checker = "check_read")]
+pub struct ReadToken(pub TokenRecord);
+
+/// An API token with the `admin` scope: `Authorization: Bearer sy_...`. A token without it
+/// gets 403 (`insufficient-scope`).
+#[derive(SecurityScheme)]
+#[oai(ty = "bearer", checker = "check_admin")]
+pub struct AdminToken(pub TokenRecord);
+
+/// A token check for an endpoint that has not said which scope it needs: it needs `admin`,
+/// so a new endpoint that forgets to choose fails closed.
+pub type ApiToken = AdminToken;
+
+async fn check_send(request: &Request, bearer: Bearer) -> poem::Result<TokenRecord> {
+    check_token(request, bearer, Scope::Send)
+}
+
+async fn check_read(request: &Request, bearer: Bearer) -> poem::Result<TokenRecord> {
+    check_token(request, bearer, Scope::Read)
+}
+
+async fn check_admin(request: &Request, bearer: Bearer) -> poem::Result<TokenRecord> {
+    check_token(request, bearer, Scope::Admin)
+}
+
+/// The REST API's one token check: 401 for a token that is not active, 403 naming the
+/// scope for one that may not do this.
+fn check_token(request: &Request, bearer: Bearer, scope: Scope) -> poem::Result<TokenRecord> {
     let hub = request
         .data::<Arc<Hub>>()
         .expect("the hub is attached to every request");
-    hub.tokens.verify(&bearer.token).ok_or_else(|| {
+    let token = hub.tokens.verify(&bearer.token).ok_or_else(|| {
         poem::Error::from_string("the API token is not valid", StatusCode::UNAUTHORIZED)
-    })
+    })?;
+    auth::require(&token, scope).map_err(|problem| {
+        poem::Error::from_response(ProblemResponse::from(problem).into_response())
+    })?;
+    Ok(token)
 }
 
 /// The REST API.
@@ -81,7 +117,10 @@ struct NotificationIn {
     /// Any JSON: what the channels deliver.
     payload: Option<serde_json::Value>,
     /// Sending the same key again within the idempotency window creates nothing new and
-    /// returns the first notification's id.
+    /// returns the first notification's id, marked `duplicate`. Keys are the API token's
+    /// own: another token's same key is another notification. The same key with a different
+    /// kind, attributes or payload is refused with 409 (`idempotency-key-reused`); in a
+    /// batch that refuses the whole batch, and `field` names the notification.
     idempotency_key: Option<String>,
 }
 
@@ -253,17 +292,48 @@ struct PluginOut {
     imports: Vec<String>,
 }
 
+/// What a token may do.
+#[derive(poem_openapi::Enum, Clone, Copy)]
+#[oai(rename_all = "lowercase")]
+enum ScopeName {
+    /// Create notifications.
+    Send,
+    /// Read notifications, deliveries, dead letters and live events.
+    Read,
+    /// Plugins, routes, tokens and replays; includes `read`.
+    Admin,
+}
+
+impl From<ScopeName> for Scope {
+    fn from(name: ScopeName) -> Scope {
+        match name {
+            ScopeName::Send => Scope::Send,
+            ScopeName::Read => Scope::Read,
+            ScopeName::Admin => Scope::Admin,
+        }
+    }
+}
+
+fn scope_names(scopes: Scopes) -> Vec<String> {
+    scopes.iter().map(|s| s.as_str().to_string()).collect()
+}
+
 #[derive(Object)]
 #[oai(deny_unknown_fields)]
 struct TokenIn {
     /// What the token is for, such as the name of the system that uses it.
     name: String,
+    /// What it may do; several may be given. Default: `send` and `read`. `admin` is given
+    /// only when asked for.
+    scopes: Option<Vec<ScopeName>>,
 }
 
 #[derive(Object)]
 struct TokenOut {
     id: String,
     name: String,
+    /// What it may do: `send`, `read`, `admin`.
+    scopes: Vec<String>,
     created_at: String,
 }
 
@@ -271,6 +341,8 @@ struct TokenOut {
 struct NewTokenOut {
     id: String,
     name: String,
+    /// What it may do: `send`, `read`, `admin`.
+    scopes: Vec<String>,
     /// The token. It is shown only now: the hub keeps only its SHA-256 digest.
     token: String,
 }
@@ -286,7 +358,7 @@ impl Api {
     #[oai(path = "/notifications", method = "post", tag = "Tag::Notifications")]
     async fn send(
         &self,
-        token: ApiToken,
+        token: SendToken,
         body: RawJson<NotificationIn>,
         /// Repeat a request with the same key within the idempotency window (24 h by
         /// default) and you get the first answer; nothing new is created.
@@ -294,7 +366,7 @@ impl Api {
         idempotency_key: Header<Option<String>>,
     ) -> ApiResult<SendResponse> {
         let (mut items, replayed) = self
-            .accept(&token, "send", body, idempotency_key.0, Some(1))
+            .accept(&token.0, "send", body, idempotency_key.0, Some(1))
             .await?;
         let item = items.pop().expect("exactly one");
         Ok(SendResponse::Accepted(
@@ -314,14 +386,14 @@ impl Api {
     )]
     async fn send_batch(
         &self,
-        token: ApiToken,
+        token: SendToken,
         body: RawJson<BatchIn>,
         /// As for a single send: a repeat within the window gets the first answer.
         #[oai(name = "Idempotency-Key")]
         idempotency_key: Header<Option<String>>,
     ) -> ApiResult<BatchResponse> {
         let (items, replayed) = self
-            .accept(&token, "batch", body, idempotency_key.0, None)
+            .accept(&token.0, "batch", body, idempotency_key.0, None)
             .await?;
         Ok(BatchResponse::Accepted(
             Json(BatchAcceptedOut {
@@ -339,7 +411,7 @@ impl Api {
     )]
     async fn get_notification(
         &self,
-        _token: ApiToken,
+        _token: ReadToken,
         id: Path<String>,
     ) -> ApiResult<Json<NotificationOut>> {
         let notification = self
@@ -365,7 +437,7 @@ impl Api {
     #[allow(clippy::too_many_arguments)] // poem-openapi takes each query parameter as one
     async fn list_notifications(
         &self,
-        _token: ApiToken,
+        _token: ReadToken,
         /// Only this kind; a trailing `*` takes every kind with that prefix (`invoice.*`).
         kind: Query<Option<String>>,
         /// Only from this source (`api` for the REST API).
@@ -424,7 +496,7 @@ impl Api {
     #[oai(path = "/dead-letters", method = "get", tag = "Tag::DeadLetters")]
     async fn list_dead_letters(
         &self,
-        _token: ApiToken,
+        _token: ReadToken,
         /// Only this channel's.
         channel: Query<Option<String>>,
         /// At most this many (1 to 500, default 50).
@@ -484,7 +556,7 @@ impl Api {
     )]
     async fn replay(
         &self,
-        _token: ApiToken,
+        _token: AdminToken,
         delivery_id: Path<String>,
     ) -> ApiResult<Json<ReplayOut>> {
         let channel = self
@@ -513,15 +585,16 @@ impl Api {
 
     /// Get the route table in force.
     #[oai(path = "/routes", method = "get", tag = "Tag::Routes")]
-    async fn get_routes(&self, _token: ApiToken) -> Json<RoutesOut> {
+    async fn get_routes(&self, _token: AdminToken) -> Json<RoutesOut> {
         Json(self.routes_out(&self.hub.routes.current()))
     }
 
     /// Check a routes file without applying it. The body is the YAML.
+    ///
     #[oai(path = "/routes/validate", method = "post", tag = "Tag::Routes")]
     async fn validate_routes(
         &self,
-        _token: ApiToken,
+        _token: AdminToken,
         body: PlainText<String>,
     ) -> ApiResult<Json<ValidationOut>> {
         let table = RouteTable::parse(
@@ -540,14 +613,14 @@ impl Api {
     /// Re-read the routes file now. A file with errors is refused with the reasons, and
     /// the table in force stays.
     #[oai(path = "/routes/reload", method = "post", tag = "Tag::Routes")]
-    async fn reload_routes(&self, _token: ApiToken) -> ApiResult<Json<RoutesOut>> {
+    async fn reload_routes(&self, _token: AdminToken) -> ApiResult<Json<RoutesOut>> {
         let table = self.hub.reload_routes().await.map_err(routes_problem)?;
         Ok(Json(self.routes_out(&table)))
     }
 
     /// List the plugins this hub has loaded.
     #[oai(path = "/plugins", method = "get", tag = "Tag::Plugins")]
-    async fn list_plugins(&self, _token: ApiToken) -> Json<Vec<PluginOut>> {
+    async fn list_plugins(&self, _token: AdminToken) -> Json<Vec<PluginOut>> {
         let plugins = self.hub.plugins.loaded();
         Json(
             plugins
@@ -567,7 +640,7 @@ impl Api {
     #[oai(path = "/tokens", method = "post", tag = "Tag::Tokens")]
     async fn create_token(
         &self,
-        _token: ApiToken,
+        _token: AdminToken,
         body: Json<TokenIn>,
     ) -> ApiResult<Json<NewTokenOut>> {
         let name = body.0.name.trim();
@@ -578,17 +651,25 @@ impl Api {
             )
             .into());
         }
-        let created = self.hub.tokens.create(name).await.map_err(store_problem)?;
+        let asked = body.0.scopes.unwrap_or_default();
+        let scopes = Scopes::or_default(asked.into_iter().map(Scope::from));
+        let created = self
+            .hub
+            .tokens
+            .create(name, scopes)
+            .await
+            .map_err(store_problem)?;
         Ok(Json(NewTokenOut {
             id: created.id,
             name: created.name,
+            scopes: scope_names(created.scopes),
             token: created.token,
         }))
     }
 
-    /// List the active API tokens (never the tokens themselves).
+    /// List the active API tokens with their scopes (never the tokens themselves).
     #[oai(path = "/tokens", method = "get", tag = "Tag::Tokens")]
-    async fn list_tokens(&self, _token: ApiToken) -> Json<Vec<TokenOut>> {
+    async fn list_tokens(&self, _token: AdminToken) -> Json<Vec<TokenOut>> {
         Json(
             self.hub
                 .tokens
@@ -597,6 +678,7 @@ impl Api {
                 .map(|t| TokenOut {
                     id: t.id,
                     name: t.name,
+                    scopes: scope_names(t.scopes),
                     created_at: rfc3339(t.created_at),
                 })
                 .collect(),
@@ -605,7 +687,7 @@ impl Api {
 
     /// Revoke an API token.
     #[oai(path = "/tokens/:id", method = "delete", tag = "Tag::Tokens")]
-    async fn revoke_token(&self, _token: ApiToken, id: Path<String>) -> ApiResult<()> {
+    async fn revoke_token(&self, _token: AdminToken, id: Path<String>) -> ApiResult<()> {
         if self.hub.tokens.revoke(&id.0).await.map_err(store_problem)? {
             Ok(())
         } else {
@@ -619,7 +701,7 @@ impl Api {
     /// number of notifications the endpoint takes, when it takes a fixed number.
     async fn accept<T>(
         &self,
-        token: &ApiToken,
+        token: &TokenRecord,
         endpoint: &str,
         body: RawJson<T>,
         idempotency_key: Option<String>,
@@ -631,7 +713,7 @@ impl Api {
             return Err(bad_request("Idempotency-Key must be 1 to 255 characters"));
         }
         let request_key = idempotency_key.map(|key| RequestKey {
-            scope: format!("request:{}:{endpoint}", token.0.id),
+            scope: format!("request:{}:{endpoint}", token.id),
             key,
             fingerprint: crypto::sha256_hex(&body.bytes),
         });
@@ -649,11 +731,18 @@ impl Api {
         match self
             .hub
             .acceptor
-            .accept(REST_SOURCE, drafts, request_key)
+            .accept(REST_SOURCE, Some(&token.id), drafts, request_key)
             .await
         {
             Ok(Accepted::Stored(items)) => Ok((items, false)),
             Ok(Accepted::Replayed(items)) => Ok((items, true)),
+            Ok(Accepted::NotificationKeyReused { index }) => {
+                let field = match exactly {
+                    Some(_) => "idempotency_key".to_string(),
+                    None => format!("notifications[{index}].idempotency_key"),
+                };
+                Err(notification_key_reused(field).into())
+            }
             Ok(Accepted::KeyReused) => Err(Problem::new(
                 StatusCode::CONFLICT,
                 "this Idempotency-Key was already used with a different body; use a new key for a new request",
@@ -726,6 +815,22 @@ fn delivery_out(d: store::DeliveryDetail) -> DeliveryOut {
             })
             .collect(),
     }
+}
+
+/// 409 for a notification whose own idempotency key its sender already used for a different
+/// notification; `field` names where the key was.
+pub(super) fn notification_key_reused(field: String) -> Problem {
+    let mut problem = Problem::new(
+        StatusCode::CONFLICT,
+        format!(
+            "`{field}` was already used by this sender for a different notification (kind, \
+             attributes or payload) within the idempotency window; nothing was accepted. Use a \
+             new key for a new notification"
+        ),
+    )
+    .code("idempotency-key-reused");
+    problem.field = Some(field);
+    problem
 }
 
 fn bad_request(detail: impl Into<String>) -> ProblemResponse {

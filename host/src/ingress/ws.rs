@@ -36,6 +36,14 @@
 //! Frames are handled concurrently (up to [`MAX_FRAMES_IN_FLIGHT`] per connection), so acks
 //! may come in another order than the frames; `seq` pairs them.
 //!
+//! # Scopes
+//!
+//! Any valid API token opens the socket; each frame then needs its scope: a notification
+//! needs `send`, `subscribe`, `listen` and `ack` need `read` (or `admin`). A frame refused is
+//! answered with an error of status 403 and code `insufficient-scope` naming the scope; the
+//! socket stays open. A signed-in admin may do everything. When the socket's token is
+//! revoked, the socket is closed with 1008 within a second.
+//!
 //! # Limits
 //!
 //! - A frame over `ws.max_frame_bytes` closes the connection with 1009 (message too big).
@@ -58,14 +66,14 @@ use serde_json::json;
 use tokio::sync::{Semaphore, broadcast, mpsc};
 use tokio::task::JoinHandle;
 
-use super::Problem;
+use super::{Problem, auth};
 use crate::admin::Admin;
 use crate::delivery::websocket::Listening;
 use crate::events::{EventFilter, EventType};
 use crate::pipeline::Hub;
 use crate::routing::KindPattern;
 use crate::runtime::{self, Transport};
-use crate::store::Accepted;
+use crate::store::{Accepted, Scope, TokenRecord};
 
 /// The adapter behind `/ws`.
 pub const WS_ADAPTER: &str = "ws-json";
@@ -101,16 +109,16 @@ pub async fn open(
         .typed_get::<poem::web::headers::Authorization<poem::web::headers::authorization::Bearer>>(
         );
     let client = match bearer {
-        Some(bearer) => hub
-            .tokens
-            .verify(bearer.token())
-            .map(|t| format!("token {}", t.name)),
+        Some(bearer) => hub.tokens.verify(bearer.token()).map(|token| Caller {
+            label: format!("token {}", token.name),
+            token: Some(token),
+        }),
         // A cookie is sent by the browser on its own, so it counts only with a checked
         // Origin: that is what stops cross-site WebSocket hijacking.
-        None if origin.is_some() => admin
-            .rules
-            .signed_in(session)
-            .map(|user| format!("admin {}", user.username)),
+        None if origin.is_some() => admin.rules.signed_in(session).map(|user| Caller {
+            label: format!("admin {}", user.username),
+            token: None,
+        }),
         None => None,
     };
     let Some(client) = client else {
@@ -130,11 +138,42 @@ pub async fn open(
     socket
         .config(config)
         .on_upgrade(move |stream| async move {
-            tracing::debug!(%client, "WebSocket opened");
-            Connection::serve(hub, stream, limits).await;
-            tracing::debug!(%client, "WebSocket closed");
+            let label = client.label.clone();
+            tracing::debug!(client = %label, "WebSocket opened");
+            Connection::serve(hub, stream, limits, Arc::new(client)).await;
+            tracing::debug!(client = %label, "WebSocket closed");
         })
         .into_response()
+}
+
+/// Who opened a socket: an API token, or a signed-in admin.
+struct Caller {
+    /// For the log: `token NAME` or `admin USERNAME`.
+    label: String,
+    /// `None` for an admin, who may do everything the console can.
+    token: Option<TokenRecord>,
+}
+
+impl Caller {
+    /// Refuses a frame that needs a scope the caller's token lacks.
+    fn require(&self, scope: Scope) -> Result<(), Problem> {
+        match &self.token {
+            Some(token) => auth::require(token, scope),
+            None => Ok(()),
+        }
+    }
+}
+
+/// The error message answering frame `seq` with `problem`.
+fn error_message(seq: u64, problem: &Problem) -> serde_json::Value {
+    json!({
+        "type": "error",
+        "seq": seq,
+        "status": problem.status,
+        "code": problem.code,
+        "message": problem.detail,
+        "field": problem.field,
+    })
 }
 
 fn refuse(status: StatusCode, detail: impl Into<String>) -> Response {
@@ -249,6 +288,7 @@ impl Outbox {
 
 struct Connection {
     hub: Arc<Hub>,
+    caller: Arc<Caller>,
     outbox: Outbox,
     in_flight: Arc<Semaphore>,
     subscription: Option<JoinHandle<()>>,
@@ -258,13 +298,24 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(hub: Arc<Hub>, stream: WebSocketStream, limits: Limits) {
+    async fn serve(hub: Arc<Hub>, stream: WebSocketStream, limits: Limits, caller: Arc<Caller>) {
         let (sink, mut frames) = stream.split();
         let (messages, queued) = mpsc::channel(limits.send_queue);
         let (close, closing) = mpsc::channel(1);
         let writer = tokio::spawn(write(sink, queued, closing, limits.ping_interval));
+        // Resolves when the caller's token is revoked; an admin's session has its own expiry.
+        let tokens = hub.tokens.clone();
+        let token_id = caller.token.as_ref().map(|t| t.id.clone());
+        let revoked = async move {
+            match token_id {
+                Some(id) => tokens.revoked(&id).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(revoked);
         let mut connection = Connection {
             hub,
+            caller,
             outbox: Outbox { messages, close },
             in_flight: Arc::new(Semaphore::new(MAX_FRAMES_IN_FLIGHT)),
             subscription: None,
@@ -283,6 +334,12 @@ impl Connection {
                 frame = tokio::time::timeout(silence, frames.next()) => frame,
                 // The writer ended (the client went away, or it closed for a reason).
                 () = connection.outbox.close.closed() => break,
+                () = &mut revoked => {
+                    connection
+                        .outbox
+                        .close(CloseCode::Policy, "the API token was revoked");
+                    break;
+                }
             };
             match frame {
                 Err(_) => {
@@ -347,7 +404,16 @@ impl Connection {
         if text.contains("\"op\"")
             && let Ok(control) = serde_json::from_str::<Control>(&text)
         {
-            self.control(seq, control);
+            match self.caller.require(Scope::Read) {
+                Ok(()) => self.control(seq, control),
+                Err(problem) => {
+                    self.outbox.send(error_message(seq, &problem));
+                }
+            }
+            return;
+        }
+        if let Err(problem) = self.caller.require(Scope::Send) {
+            self.outbox.send(error_message(seq, &problem));
             return;
         }
         let Ok(permit) = self.in_flight.clone().acquire_owned().await else {
@@ -355,17 +421,12 @@ impl Connection {
         };
         let hub = self.hub.clone();
         let outbox = self.outbox.clone();
+        let caller = self.caller.clone();
         tokio::spawn(async move {
-            let answer = match ingest(&hub, text.into_bytes()).await {
+            let token_id = caller.token.as_ref().map(|t| t.id.as_str());
+            let answer = match ingest(&hub, token_id, text.into_bytes()).await {
                 Ok(ids) => json!({ "type": "ack", "seq": seq, "ids": ids }),
-                Err(problem) => json!({
-                    "type": "error",
-                    "seq": seq,
-                    "status": problem.status,
-                    "code": problem.code,
-                    "message": problem.detail,
-                    "field": problem.field,
-                }),
+                Err(problem) => error_message(seq, &problem),
             };
             outbox.send(answer);
             drop(permit);
@@ -521,7 +582,7 @@ async fn write(
 }
 
 /// Adapts one frame with `ws-json` and accepts what it gives; the ids, or the problem.
-async fn ingest(hub: &Hub, body: Vec<u8>) -> Result<Vec<String>, Problem> {
+async fn ingest(hub: &Hub, token_id: Option<&str>, body: Vec<u8>) -> Result<Vec<String>, Problem> {
     let request = runtime::Request {
         transport: Transport::WsMessage,
         method: "GET".into(),
@@ -531,7 +592,8 @@ async fn ingest(hub: &Hub, body: Vec<u8>) -> Result<Vec<String>, Problem> {
         body,
     };
     let drafts = super::adapt(hub, WS_ADAPTER, &Arc::default(), request).await?;
-    match hub.acceptor.accept(WS_SOURCE, drafts, None).await {
+    let several = drafts.len() > 1;
+    match hub.acceptor.accept(WS_SOURCE, token_id, drafts, None).await {
         Ok(Accepted::Stored(items) | Accepted::Replayed(items)) => {
             Ok(items.into_iter().map(|item| item.id).collect())
         }
@@ -539,6 +601,13 @@ async fn ingest(hub: &Hub, body: Vec<u8>) -> Result<Vec<String>, Problem> {
             StatusCode::CONFLICT,
             "this idempotency key was already used differently",
         )),
+        Ok(Accepted::NotificationKeyReused { index }) => {
+            Err(super::rest::notification_key_reused(if several {
+                format!("notifications[{index}].idempotency_key")
+            } else {
+                "idempotency_key".to_string()
+            }))
+        }
         Err(error) => Err(error.into()),
     }
 }

@@ -37,7 +37,7 @@ pub use admin::AdminUser;
 pub use backend::AppliedMigration;
 pub use plugins::{PluginVersion, UploadedPlugin};
 pub use secrets::{SealedSecret, SecretInfo};
-pub use tokens::{NewToken, TokenRecord};
+pub use tokens::{NewToken, Scope, Scopes, TokenRecord};
 
 /// A store failure. Callers log it; the API shows a generic 500 or 503, never this text.
 #[derive(Debug, thiserror::Error)]
@@ -91,6 +91,9 @@ pub struct Notification {
 pub struct AcceptBatch {
     /// The caller's `Idempotency-Key`, if it sent one.
     pub request_key: Option<RequestKey>,
+    /// Whose the notifications' own idempotency keys are (see [`notification_key_owner`]):
+    /// a key matches only an earlier one of the same owner.
+    pub key_owner: String,
     /// The notifications, ids and times already assigned.
     pub notifications: Vec<Notification>,
 }
@@ -124,6 +127,33 @@ pub enum Accepted {
     Replayed(Vec<AcceptedItem>),
     /// The request's key was seen within the window with a different body.
     KeyReused,
+    /// The idempotency key of notification `index` (of the request's, from 0) was used by
+    /// the same sender for a different notification (kind, attributes or payload) within
+    /// the window. Nothing of the request was accepted.
+    NotificationKeyReused { index: usize },
+}
+
+/// The owner of notifications' own idempotency keys: the API token and the source for a
+/// token's request (`token:<token id>:<source>`), so one sender's key can neither drop
+/// another's notification nor reveal its id; the source alone for a signed webhook, whose
+/// signature is its sender's identity. Source names have no `:`, so the two never meet.
+pub fn notification_key_owner(token_id: Option<&str>, source: &str) -> String {
+    match token_id {
+        Some(token_id) => format!("token:{token_id}:{source}"),
+        None => source.to_string(),
+    }
+}
+
+/// What makes a notification the same one again for its idempotency key: its kind,
+/// attributes and payload (not its id, time or source).
+pub fn notification_fingerprint(notification: &Notification) -> String {
+    let canonical = serde_json::to_vec(&(
+        &notification.kind,
+        &notification.attributes,
+        &notification.payload,
+    ))
+    .expect("strings serialise");
+    crate::crypto::sha256_hex(&canonical)
 }
 
 /// A notification read from the stream, with its position.
@@ -349,8 +379,8 @@ impl Store {
             let mut answers = Vec::with_capacity(batches.len());
             let mut to_insert: Vec<&Notification> = Vec::new();
             // Keys seen earlier in this same transaction, so two requests with one key in
-            // one batch still create one notification.
-            let mut seen_in_batch: HashMap<(String, String), String> = HashMap::new();
+            // one batch still create one notification: (scope, key) -> (id, fingerprint).
+            let mut seen_in_batch: HashMap<(String, String), (String, String)> = HashMap::new();
 
             for batch in batches {
                 if let Some(request_key) = &batch.request_key {
@@ -374,23 +404,31 @@ impl Store {
                     }
                 }
 
+                // Every notification's own key is checked before any is remembered: one
+                // reused for a different notification refuses the whole request.
+                let scope = format!("notification:{}", batch.key_owner);
                 let mut items = Vec::with_capacity(batch.notifications.len());
-                for notification in &batch.notifications {
+                let mut fresh: Vec<(&Notification, Option<String>)> = Vec::new();
+                let mut in_this_request: HashMap<&str, (String, String)> = HashMap::new();
+                let mut reused = None;
+                for (index, notification) in batch.notifications.iter().enumerate() {
                     let Some(key) = &notification.idempotency_key else {
                         items.push(AcceptedItem {
                             id: notification.id.clone(),
                             duplicate: false,
                         });
-                        to_insert.push(notification);
+                        fresh.push((notification, None));
                         continue;
                     };
-                    let scope = format!("notification:{}", notification.source);
-                    let batch_key = (scope.clone(), key.clone());
-                    let earlier = match seen_in_batch.get(&batch_key) {
-                        Some(id) => Some(id.clone()),
+                    let fingerprint = notification_fingerprint(notification);
+                    let earlier = match in_this_request
+                        .get(key.as_str())
+                        .or_else(|| seen_in_batch.get(&(scope.clone(), key.clone())))
+                    {
+                        Some(earlier) => Some(earlier.clone()),
                         None => {
-                            sqlx::query_scalar::<_, String>(
-                                "SELECT response FROM idempotency_keys \
+                            sqlx::query_as::<_, (String, String)>(
+                                "SELECT response, fingerprint FROM idempotency_keys \
                                  WHERE scope = $1 AND key = $2 AND created_at >= $3",
                             )
                             .bind(&scope)
@@ -401,27 +439,52 @@ impl Store {
                         }
                     };
                     match earlier {
-                        Some(id) => items.push(AcceptedItem {
-                            id,
-                            duplicate: true,
-                        }),
+                        // A key remembered before notifications had fingerprints (empty)
+                        // is taken for the same notification.
+                        Some((id, first)) if first == fingerprint || first.is_empty() => {
+                            let duplicate = AcceptedItem {
+                                id,
+                                duplicate: true,
+                            };
+                            items.push(duplicate);
+                        }
+                        Some(_) => {
+                            reused = Some(index);
+                            break;
+                        }
                         None => {
-                            sqlx::query(REMEMBER_KEY)
-                                .bind(&scope)
-                                .bind(key)
-                                .bind("")
-                                .bind(&notification.id)
-                                .bind(now)
-                                .execute(&mut *tx)
-                                .await?;
-                            seen_in_batch.insert(batch_key, notification.id.clone());
+                            in_this_request
+                                .insert(key, (notification.id.clone(), fingerprint.clone()));
                             items.push(AcceptedItem {
                                 id: notification.id.clone(),
                                 duplicate: false,
                             });
-                            to_insert.push(notification);
+                            fresh.push((notification, Some(fingerprint)));
                         }
                     }
+                }
+                if let Some(index) = reused {
+                    answers.push(Accepted::NotificationKeyReused { index });
+                    continue;
+                }
+                for (notification, fingerprint) in fresh {
+                    if let (Some(key), Some(fingerprint)) =
+                        (&notification.idempotency_key, fingerprint)
+                    {
+                        sqlx::query(REMEMBER_KEY)
+                            .bind(&scope)
+                            .bind(key)
+                            .bind(&fingerprint)
+                            .bind(&notification.id)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        seen_in_batch.insert(
+                            (scope.clone(), key.clone()),
+                            (notification.id.clone(), fingerprint),
+                        );
+                    }
+                    to_insert.push(notification);
                 }
 
                 if let Some(request_key) = &batch.request_key {

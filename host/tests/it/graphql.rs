@@ -18,6 +18,7 @@ use switchyard::config::Config;
 use switchyard::events::Event;
 use switchyard::ingress::graphql::{self, GraphQlSchema, MAX_DEPTH};
 use switchyard::pipeline::Hub;
+use switchyard::store::{Scopes, TokenRecord};
 
 /// How long anything the hub does on its own (routing, delivering) may take.
 const DEADLINE: Duration = Duration::from_secs(60);
@@ -25,6 +26,8 @@ const DEADLINE: Duration = Duration::from_secs(60);
 struct Fixture {
     hub: Arc<Hub>,
     schema: GraphQlSchema,
+    /// The token every request runs as, with every scope, as the front door would attach.
+    caller: TokenRecord,
     _dir: tempfile::TempDir,
 }
 
@@ -35,7 +38,9 @@ async fn fixture() -> Fixture {
         ..Config::default()
     };
     let hub = Hub::start(config).await.unwrap();
+    let created = hub.tokens.create("fixture", Scopes::ALL).await.unwrap();
     Fixture {
+        caller: hub.tokens.verify(&created.token).unwrap(),
         schema: graphql::schema(hub.clone()),
         hub,
         _dir: dir,
@@ -45,8 +50,16 @@ async fn fixture() -> Fixture {
 impl Fixture {
     async fn execute(&self, query: &str, variables: Value) -> Response {
         self.schema
-            .execute(Request::new(query).variables(Variables::from_json(variables)))
+            .execute(
+                self.request(query)
+                    .variables(Variables::from_json(variables)),
+            )
             .await
+    }
+
+    /// `query` as the caller's.
+    fn request(&self, query: &str) -> Request {
+        Request::new(query).data(self.caller.clone())
     }
 
     /// Runs `query`, which must succeed, and returns its data.
@@ -275,12 +288,12 @@ async fn an_over_deep_or_over_complex_query_is_refused() {
 #[tokio::test]
 async fn subscriptions_get_the_accepted_and_delivered_events_of_their_kind() {
     let f = fixture().await;
-    let mut accepted = f
-        .schema
-        .execute_stream("subscription { notifications(kind: \"order.*\") { id kind source } }");
-    let mut delivered = f.schema.execute_stream(
-        "subscription { deliveries(kind: \"order.*\", channel: \"log\") { notificationId channel outcome next } }",
+    let mut accepted = f.schema.execute_stream(
+        f.request("subscription { notifications(kind: \"order.*\") { id kind source } }"),
     );
+    let mut delivered = f.schema.execute_stream(f.request(
+        "subscription { deliveries(kind: \"order.*\", channel: \"log\") { notificationId channel outcome next } }",
+    ));
     // A subscription takes its receiver when first polled; nothing has happened yet.
     for stream in [&mut accepted, &mut delivered] {
         let nothing = tokio::time::timeout(Duration::from_millis(100), stream.next()).await;
@@ -311,7 +324,7 @@ async fn subscriptions_get_the_accepted_and_delivered_events_of_their_kind() {
 
     let error = only_error(
         &f.schema
-            .execute_stream("subscription { notifications(kind: \"a[b]\") { id } }")
+            .execute_stream(f.request("subscription { notifications(kind: \"a[b]\") { id } }"))
             .next()
             .await
             .unwrap(),
@@ -324,7 +337,7 @@ async fn a_lagging_subscriber_gets_an_error_and_its_stream_ends() {
     let f = fixture().await;
     let mut stream = f
         .schema
-        .execute_stream("subscription { notifications { id } }");
+        .execute_stream(f.request("subscription { notifications { id } }"));
     assert!(
         tokio::time::timeout(Duration::from_millis(100), stream.next())
             .await
@@ -369,7 +382,13 @@ async fn app(f: &Fixture) -> TestClient<BoxEndpoint<'static>> {
 async fn over_http_a_token_is_required_and_get_is_graphiql() {
     let f = fixture().await;
     let client = app(&f).await;
-    let token = f.hub.tokens.create("graphql-test").await.unwrap().token;
+    let token = f
+        .hub
+        .tokens
+        .create("graphql-test", Scopes::ALL)
+        .await
+        .unwrap()
+        .token;
     let body = json!({ "query": "{ routes { channels } }" });
 
     let anonymous = client.post("/graphql").body_json(&body).send().await;

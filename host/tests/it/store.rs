@@ -9,8 +9,8 @@ use std::time::Duration;
 use sqlx::Connection as _;
 use switchyard::store::{
     AcceptBatch, Accepted, AcceptedItem, AttemptOutcome, AttemptRecord, DeadLetterFilter,
-    NewDelivery, NextStep, Notification, NotificationFilter, RequestKey, RoutingCommit, Store,
-    now_ms,
+    NewDelivery, NextStep, Notification, NotificationFilter, RequestKey, RoutingCommit, Scope,
+    Scopes, Store, now_ms,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -178,6 +178,7 @@ fn notification(kind: &str, source: &str, key: Option<&str>, created_at: i64) ->
 fn batch(notifications: Vec<Notification>) -> AcceptBatch {
     AcceptBatch {
         request_key: None,
+        key_owner: "api".into(),
         notifications,
     }
 }
@@ -269,6 +270,7 @@ async fn accept_and_idempotency_keys(backend: Backend) {
         .accept(
             &[AcceptBatch {
                 request_key: Some(request_key("body-a")),
+                key_owner: "api".into(),
                 notifications: first.clone(),
             }],
             WINDOW_MS,
@@ -299,10 +301,12 @@ async fn accept_and_idempotency_keys(backend: Backend) {
             &[
                 AcceptBatch {
                     request_key: Some(request_key("body-a")),
+                    key_owner: "api".into(),
                     notifications: again.clone(),
                 },
                 AcceptBatch {
                     request_key: Some(request_key("body-b")),
+                    key_owner: "api".into(),
                     notifications: again.clone(),
                 },
             ],
@@ -1018,12 +1022,14 @@ async fn retention_deletes_only_settled_old_notifications(backend: Backend) {
 async fn other_repositories(backend: Backend) {
     let store = TestStore::open(backend).await;
 
-    // Tokens: stored as digests, revocable once.
-    let token = store.create_token("ci").await.unwrap();
+    // Tokens: stored as digests with their scopes, revocable once.
+    let scopes = Scopes::of([Scope::Send, Scope::Admin]);
+    let token = store.create_token("ci", scopes).await.unwrap();
     let active = store.active_tokens().await.unwrap();
     assert_eq!(active.len(), 1);
     assert_eq!(active[0].name, "ci");
     assert_eq!(active[0].digest.len(), 32);
+    assert_eq!(active[0].scopes, scopes);
     assert!(store.revoke_token(&token.id).await.unwrap());
     assert!(!store.revoke_token(&token.id).await.unwrap());
     assert!(store.active_tokens().await.unwrap().is_empty());
