@@ -129,7 +129,8 @@ impl Bus {
 impl Hub {
     /// Opens the store, loads the routes and the plugins they name, and starts the flow.
     pub async fn start(config: Config) -> anyhow::Result<Arc<Hub>> {
-        std::fs::create_dir_all(&config.data_dir).with_context(|| {
+        // Owner-only: it holds the database, the master key and the plugins' cache.
+        crate::store::create_private_dir(&config.data_dir).with_context(|| {
             format!(
                 "could not create the data directory {}",
                 config.data_dir.display()

@@ -209,7 +209,7 @@ fn keep_unless_in_transaction<C: Connection>(
 
 /// Creates `dir` (and its parents) as the data directory: readable by its owner only.
 /// A directory that exists is left as it is: its owner chose its mode.
-fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
     if dir.is_dir() {
         return Ok(());
     }

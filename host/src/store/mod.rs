@@ -34,7 +34,7 @@ use backend::{Dialect, Pool, on_pool, on_writer};
 use health::WriteHealth;
 
 pub use admin::AdminUser;
-pub use backend::AppliedMigration;
+pub use backend::{AppliedMigration, create_private_dir};
 pub use plugins::{PluginVersion, UploadedPlugin};
 pub use secrets::{SealedSecret, SecretInfo};
 pub use tokens::{NewToken, Scope, Scopes, TokenRecord};
