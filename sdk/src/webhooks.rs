@@ -5,6 +5,11 @@
 //! `v1,<base64 HMAC-SHA256>` keyed by the secret, whose `whsec_` prefix is dropped and
 //! whose rest is base64. A header may carry several space-separated signatures, so a
 //! sender can sign with an old and a new key while rotating.
+//!
+//! Verifying costs one HMAC over the body per secret, however many signatures the header
+//! carries: each secret's MAC is computed once and every candidate is compared against
+//! it. A header with more than [`MAX_SIGNATURES`] `v1` signatures is refused unread, so a
+//! sender cannot make the receiver do work in proportion to a header it made up.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -15,6 +20,10 @@ type HmacSha256 = Hmac<Sha256>;
 
 /// The default tolerance between `webhook-timestamp` and now: five minutes either way.
 pub const DEFAULT_TOLERANCE_SECS: u64 = 5 * 60;
+
+/// The most `v1` signatures one `webhook-signature` header may carry. Rotation needs
+/// two; five leaves room without letting a header of thousands make work.
+pub const MAX_SIGNATURES: usize = 5;
 
 /// A signing secret, decoded.
 #[derive(Clone)]
@@ -67,6 +76,8 @@ pub enum VerifyError {
     },
     /// No `v1` signature in the header matches any secret.
     NoMatchingSignature,
+    /// The header carries more than [`MAX_SIGNATURES`] `v1` signatures.
+    TooManySignatures,
 }
 
 impl std::fmt::Display for VerifyError {
@@ -83,6 +94,10 @@ impl std::fmt::Display for VerifyError {
             VerifyError::NoMatchingSignature => {
                 f.write_str("no webhook-signature matches the signing secret")
             }
+            VerifyError::TooManySignatures => write!(
+                f,
+                "webhook-signature carries more than {MAX_SIGNATURES} v1 signatures"
+            ),
         }
     }
 }
@@ -99,6 +114,10 @@ pub struct Headers<'a> {
 
 /// Verifies a message against one or more secrets, with `tolerance_secs` either side of
 /// `now_secs`. Every candidate is compared in constant time.
+///
+/// The body is hashed once per secret: the keyed state after the body is kept, and each
+/// candidate only finishes a copy of it (two SHA-256 blocks), so the cost does not grow
+/// with the number of candidates times the body size.
 pub fn verify(
     secrets: &[Secret],
     headers: &Headers<'_>,
@@ -122,15 +141,26 @@ pub fn verify(
         return Err(VerifyError::OutsideTolerance { skew_secs });
     }
 
-    let candidates: Vec<Vec<u8>> = signatures
+    let mut v1 = signatures
         .split_whitespace()
-        .filter_map(|s| s.strip_prefix("v1,"))
+        .filter_map(|s| s.strip_prefix("v1,"));
+    let candidates: Vec<&str> = v1.by_ref().take(MAX_SIGNATURES).collect();
+    if v1.next().is_some() {
+        return Err(VerifyError::TooManySignatures);
+    }
+    // A tag that is not base64 cannot match; decoding it is not worth an error of its own.
+    let candidates: Vec<Vec<u8>> = candidates
+        .into_iter()
         .filter_map(|b64| BASE64.decode(b64).ok())
         .collect();
+    if candidates.is_empty() {
+        return Err(VerifyError::NoMatchingSignature);
+    }
     let matched = secrets.iter().any(|secret| {
+        let keyed_body = secret.mac(id, timestamp, body);
         candidates
             .iter()
-            .any(|tag| secret.mac(id, timestamp, body).verify_slice(tag).is_ok())
+            .any(|tag| keyed_body.clone().verify_slice(tag).is_ok())
     });
     if matched {
         Ok(())
@@ -214,6 +244,107 @@ mod tests {
                 300
             ),
             Err(VerifyError::NoMatchingSignature)
+        );
+    }
+
+    #[test]
+    fn at_most_five_signatures_are_looked_at() {
+        let secret = Secret::parse(SECRET).unwrap();
+        let decoy = "v1,bm9wZQ==";
+        // Four decoys and the real one: five candidates, accepted whatever the order.
+        let five = format!("{decoy} {decoy} {SIGNATURE} {decoy} {decoy}");
+        assert_eq!(
+            verify(
+                std::slice::from_ref(&secret),
+                &headers(&five),
+                BODY,
+                TIMESTAMP,
+                300
+            ),
+            Ok(())
+        );
+        // A sixth v1 signature refuses the header, even with the real one first.
+        let six = format!("{SIGNATURE} {decoy} {decoy} {decoy} {decoy} {decoy}");
+        assert_eq!(
+            verify(
+                std::slice::from_ref(&secret),
+                &headers(&six),
+                BODY,
+                TIMESTAMP,
+                300
+            ),
+            Err(VerifyError::TooManySignatures)
+        );
+        // Entries of other versions do not count as candidates and are skipped.
+        let other_versions = format!("v1a,x v2,y v1a,z v2,w v1a,u v2,t {SIGNATURE}");
+        assert_eq!(
+            verify(
+                std::slice::from_ref(&secret),
+                &headers(&other_versions),
+                BODY,
+                TIMESTAMP,
+                300
+            ),
+            Ok(())
+        );
+    }
+
+    /// 40,000 made-up signatures over a 1 MiB body: refused at once, where hashing the
+    /// body once per candidate would take minutes.
+    #[test]
+    fn a_flood_of_signatures_costs_no_hashing() {
+        let secret = Secret::parse(SECRET).unwrap();
+        let body = vec![b'x'; 1024 * 1024];
+        let flood = vec!["v1,AAAA"; 40_000].join(" ");
+        let started = std::time::Instant::now();
+        assert_eq!(
+            verify(
+                std::slice::from_ref(&secret),
+                &headers(&flood),
+                &body,
+                TIMESTAMP,
+                300
+            ),
+            Err(VerifyError::TooManySignatures)
+        );
+        assert!(started.elapsed() < std::time::Duration::from_secs(1));
+    }
+
+    /// The body is hashed once per secret, not once per candidate: five candidates and two
+    /// secrets over 8 MiB cost about two passes, not ten.
+    #[test]
+    fn each_secret_hashes_the_body_once() {
+        let secrets = [
+            Secret::parse("whsec_c2VjcmV0").unwrap(),
+            Secret::parse(SECRET).unwrap(),
+        ];
+        let body = vec![b'x'; 8 * 1024 * 1024];
+        // The quickest of three runs, so a busy machine does not decide the outcome.
+        let quickest = |run: &dyn Fn()| {
+            (0..3)
+                .map(|_| {
+                    let started = std::time::Instant::now();
+                    run();
+                    started.elapsed()
+                })
+                .min()
+                .unwrap()
+        };
+        let one_pass = quickest(&|| {
+            std::hint::black_box(secrets[0].sign(ID, TIMESTAMP, &body));
+        });
+        let five = vec!["v1,bm9wZQ=="; 5].join(" ");
+        let verifying = quickest(&|| {
+            assert_eq!(
+                verify(&secrets, &headers(&five), &body, TIMESTAMP, 300),
+                Err(VerifyError::NoMatchingSignature)
+            );
+        });
+        // Two secrets: two passes. Ten passes would be the old per-candidate cost; allow
+        // generous noise but stay well below that.
+        assert!(
+            verifying < one_pass * 6,
+            "verifying took {verifying:?}, one pass {one_pass:?}"
         );
     }
 }

@@ -12,7 +12,27 @@
 //! - attributes `event`, `action` (when there is one) and `repository` (the body's
 //!   `repository.full_name`, when there is one), for routes to match on;
 //! - payload: the event's JSON;
-//! - idempotency key: `X-GitHub-Delivery`, the GUID GitHub keeps when it redelivers.
+//! - attribute `delivery`: `X-GitHub-Delivery`, the GUID GitHub keeps when it redelivers;
+//! - idempotency key: `sha256:<hex>`, the verified signature itself (the HMAC of the body),
+//!   so the same signed body counts once within the hub's idempotency window whatever
+//!   delivery id or event name comes with it.
+//!
+//! # What the signature does not cover
+//!
+//! GitHub signs the body only. `X-GitHub-Event` and `X-GitHub-Delivery` are not signed, and
+//! a GitHub delivery carries no timestamp, so:
+//! - someone who captures a delivery can send its body again at any later time, with any
+//!   delivery id: the signature still verifies;
+//! - they can send it with another `X-GitHub-Event`, which changes the kind (and the
+//!   `event` attribute) routes see.
+//!
+//! Keying idempotency on the signature rather than on the delivery id makes a replay
+//! within the idempotency window (`api.idempotency_window`, 24 h by default) a duplicate
+//! that creates nothing, whatever headers it carries. A replay after the window is
+//! accepted again: nothing in a GitHub delivery can tell it from a new event. Where that
+//! matters, keep the webhook secret rotating, accept only GitHub's published hook
+//! addresses at the edge, and let consumers check what they can against the body itself
+//! (which is signed): `repository`, `sender`, and the event's own ids and timestamps.
 //!
 //! A `ping` (sent when the webhook is created) is verified and accepted with no draft:
 //! it proves the setup works and carries nothing to route.
@@ -40,7 +60,7 @@ struct GitHub;
 
 impl Adapter for GitHub {
     fn handle(request: Request) -> Result<Vec<Draft>, Rejection> {
-        verify(&request)?;
+        let tag = verify(&request)?;
 
         let Some(event) = request.header("X-GitHub-Event") else {
             return Err(Rejection::bad_request(
@@ -86,13 +106,21 @@ impl Adapter for GitHub {
             draft = draft.attribute("repository", repository);
         }
         if let Some(delivery) = delivery {
-            draft = draft.idempotency_key(delivery);
+            draft = draft.attribute("delivery", delivery);
         }
-        Ok(vec![draft])
+        Ok(vec![draft.idempotency_key(replay_key(&tag))])
     }
 }
 
-fn verify(request: &Request) -> Result<(), Rejection> {
+/// The idempotency key of a verified delivery: its signature. The delivery id is not
+/// signed, so keying on it would let a captured body be accepted again under a new id;
+/// the signature is fixed by the body and the secret, so a replay is a duplicate.
+fn replay_key(tag: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(tag))
+}
+
+/// Checks `X-Hub-Signature-256` against the body; returns the verified tag.
+fn verify(request: &Request) -> Result<Vec<u8>, Rejection> {
     let Some(secret) = switchyard_sdk::secret("secret").filter(|s| !s.is_empty()) else {
         switchyard_sdk::error!("secret `secret` is not set, so no delivery can be verified");
         return Err(Rejection::unauthorized(
@@ -122,7 +150,8 @@ fn verify(request: &Request) -> Result<(), Rejection> {
         Rejection::unauthorized(format!(
             "{SIGNATURE_HEADER} does not match the body and this source's secret"
         ))
-    })
+    })?;
+    Ok(tag)
 }
 
 /// The event's JSON, unwrapped from the form GitHub sends when the webhook's content type

@@ -5,7 +5,10 @@
 //! tolerance of the host's clock) and `webhook-signature` (`v1,<base64 HMAC-SHA256>` over
 //! `{id}.{timestamp}.{body}`; several space-separated signatures are allowed, so a sender
 //! can sign with an old and a new key while it rotates). Signatures are compared in
-//! constant time. The body must be JSON.
+//! constant time, against one MAC per secret (the body is hashed once per secret however
+//! many signatures there are); a header with more than five `v1` signatures
+//! (`switchyard_sdk::webhooks::MAX_SIGNATURES`) is refused before anything is hashed. The
+//! body must be JSON.
 //!
 //! The draft's kind is the body's `type` when it has one (the Standard Webhooks payload
 //! convention, such as `invoice.paid`), else the configured `kind`; its payload is the whole
@@ -24,7 +27,8 @@
 //!
 //! Rejections (all 401 unless noted): `missing-header` naming the header;
 //! `invalid-timestamp` when `webhook-timestamp` is not whole seconds; `stale-timestamp`
-//! outside the tolerance; `invalid-signature` when no signature matches, and also when this
+//! outside the tolerance; `too-many-signatures` over five `v1` signatures;
+//! `invalid-signature` when no signature matches, and also when this
 //! source has no usable secret or config (the details go to the host's log, not the
 //! sender); 400 `invalid-header` for an unusable `webhook-id`; 400 `invalid-json`; 422
 //! `invalid-field` on `type` when it is not a valid kind.
@@ -78,6 +82,7 @@ impl Adapter for StandardWebhook {
                 VerifyError::BadTimestamp => "invalid-timestamp",
                 VerifyError::OutsideTolerance { .. } => "stale-timestamp",
                 VerifyError::NoMatchingSignature => "invalid-signature",
+                VerifyError::TooManySignatures => "too-many-signatures",
             };
             Rejection::new(401, code, error.to_string())
         })?;
