@@ -36,6 +36,9 @@
 //!   sessions: memory           # or a redis:// URL, so several processes share sessions
 //!   idle_timeout: 30m
 //!   absolute_timeout: 8h
+//!   max_username_bytes: 64     # a longer sign-in name is refused unread: not stored, not logged
+//!   password_hash_concurrency: 2   # password checks (argon2, 19 MiB each) at once; default: CPUs
+//!   password_hash_wait: 2s     # how long a sign-in waits for a slot before a 503
 //! roles: [api, router, worker] # the parts of the flow this process runs (`serve --roles`)
 //! stream:                      # where accepted notifications go
 //!   url: embedded              # the store itself; or kafka://host:9092[,host:9092]
@@ -255,6 +258,14 @@ pub struct AdminConfig {
     pub idle_timeout: Duration,
     /// A session is over this long after sign-in, however busy.
     pub absolute_timeout: Duration,
+    /// The longest sign-in username, in bytes: a longer one gets the wrong-password answer
+    /// and is never looked up, stored (the lockout counts per name) or logged.
+    pub max_username_bytes: usize,
+    /// Password checks (argon2id: ~19 MiB and tens of milliseconds each) running at once;
+    /// the default is the number of CPUs.
+    pub password_hash_concurrency: usize,
+    /// How long a sign-in waits for a free password-check slot before it is answered 503.
+    pub password_hash_wait: Duration,
 }
 
 /// The `store` section.
@@ -343,6 +354,9 @@ impl Default for Config {
                 sessions: "memory".to_owned(),
                 idle_timeout: Duration::from_secs(30 * 60),
                 absolute_timeout: Duration::from_secs(8 * 3600),
+                max_username_bytes: crate::admin::users::MAX_USERNAME_BYTES,
+                password_hash_concurrency: crate::crypto::default_hash_concurrency(),
+                password_hash_wait: Duration::from_secs(2),
             },
             roles: Roles::ALL,
             stream: StreamConfig {
@@ -801,6 +815,27 @@ const SETTINGS: &[Setting] = &[
         key: "admin.absolute_timeout",
         apply: |c, n| {
             c.admin.absolute_timeout = duration(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "admin.max_username_bytes",
+        apply: |c, n| {
+            c.admin.max_username_bytes = integer(n, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "admin.password_hash_concurrency",
+        apply: |c, n| {
+            c.admin.password_hash_concurrency = integer(n, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "admin.password_hash_wait",
+        apply: |c, n| {
+            c.admin.password_hash_wait = duration(n)?;
             Ok(())
         },
     },

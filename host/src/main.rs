@@ -81,6 +81,14 @@ enum AdminCommand {
         #[command(flatten)]
         config: ConfigArg,
     },
+    /// Ends the lockout of a username after too many failed sign-ins, at once rather than
+    /// when the failures age out, by forgetting its failed sign-ins.
+    Unlock {
+        /// The username, as typed at sign-in.
+        username: String,
+        #[command(flatten)]
+        config: ConfigArg,
+    },
 }
 
 #[derive(clap::Args)]
@@ -348,6 +356,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if generate_password {
                 eprintln!("Its password is shown only this once:");
                 println!("{password}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Admin(AdminCommand::Unlock { username, config }) => {
+            let config = config.load()?;
+            let forgotten = tokio.block_on(async {
+                let store = Store::open(&config.store_url()).await?;
+                let forgotten = switchyard::admin::users::unlock(&store, &username).await;
+                store.close().await;
+                anyhow::Ok(forgotten?)
+            })?;
+            if forgotten == 0 {
+                eprintln!("`{username}` had no failed sign-ins; nothing to unlock.");
+            } else {
+                eprintln!("Unlocked `{username}`: forgot {forgotten} failed sign-ins.");
             }
             Ok(ExitCode::SUCCESS)
         }

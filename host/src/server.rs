@@ -167,12 +167,19 @@ const UPLOAD_PATHS: &[&str] = &["/api/v1/plugins", "/admin/plugins"];
 /// not need the body (a 401 for a bad token) still comes after it: a proxy such as nginx
 /// that is still sending the body would otherwise see the connection close under it and
 /// answer 502.
+///
+/// Plugin uploads are the exception: they may be 16 MiB, and anyone can send one, so their
+/// handlers check the session or token (and the CSRF token, which the form sends first)
+/// before they read the body, which streams in under the same limit. An anonymous upload
+/// is refused on its headers and never buffered; behind a proxy that is still sending it,
+/// that refusal may reach the client as the proxy's 502.
 async fn limit_body<E: Endpoint>(
     endpoint: Arc<E>,
     mut request: Request,
     limits: BodyLimits,
 ) -> poem::Result<Response> {
-    let max = if UPLOAD_PATHS.contains(&request.uri().path()) {
+    let upload = UPLOAD_PATHS.contains(&request.uri().path());
+    let max = if upload {
         limits.upload
     } else {
         limits.default
@@ -181,6 +188,10 @@ async fn limit_body<E: Endpoint>(
     match request.headers().typed_get::<ContentLength>() {
         Some(ContentLength(length)) if length as usize > max => return Err(too_large()),
         Some(ContentLength(0)) => {}
+        Some(_) | None if upload => {
+            let body = request.take_body();
+            request.set_body(at_most(body, max));
+        }
         Some(_) | None => {
             let body = request
                 .take_body()
@@ -194,6 +205,22 @@ async fn limit_body<E: Endpoint>(
         .call(request)
         .await
         .map(IntoResponse::into_response)
+}
+
+/// `body` as it streams in, failing once more than `max` bytes have come.
+fn at_most(body: poem::Body, max: usize) -> poem::Body {
+    use futures::StreamExt as _;
+    let mut seen = 0usize;
+    poem::Body::from_bytes_stream(body.into_bytes_stream().map(move |chunk| {
+        let chunk = chunk?;
+        seen += chunk.len();
+        if seen > max {
+            return Err(std::io::Error::other(
+                "the upload is larger than plugins.max_upload_bytes",
+            ));
+        }
+        Ok(chunk)
+    }))
 }
 
 #[handler]

@@ -1,9 +1,10 @@
 //! The admin parts of the OpenAPI spec: signing in and out with the same cookie sessions as
 //! the pages, and managing uploaded plugins with an API token.
 //!
-//! A script signs in the way a browser does: `GET /api/v1/session/csrf` starts a session
-//! and returns its CSRF token; `POST /api/v1/session` with that token in `X-CSRF-Token`
-//! signs in and rotates the session id; every later state-changing call sends the new
+//! A script signs in the way a browser does: `GET /api/v1/session/csrf` sets a session
+//! cookie and returns its CSRF token (nothing is stored on the server until sign-in; see
+//! `session`); `POST /api/v1/session` with that cookie and the token in `X-CSRF-Token`
+//! signs in and gives the session a new id; every later state-changing call sends the new
 //! token; `DELETE /api/v1/session` signs out.
 
 // Problem answers are returned by value only on the error path; see ingress/rest.rs.
@@ -13,6 +14,7 @@ use std::sync::Arc;
 
 use poem::http::StatusCode;
 use poem::session::Session;
+use poem::web::cookie::CookieJar;
 use poem_openapi::auth::ApiKey;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
@@ -107,33 +109,53 @@ fn not_signed_in() -> ProblemResponse {
 
 #[OpenApi(prefix_path = "/api/v1")]
 impl SessionApi {
-    /// Start a session and get its CSRF token, needed to sign in.
+    /// Get a CSRF token, needed to sign in: the signed-in session's, or else one tied to
+    /// the session cookie this sets (the server stores nothing until sign-in).
     #[oai(path = "/session/csrf", method = "get", tag = "Tag::Session")]
-    async fn csrf(&self, session: &Session) -> Json<CsrfOut> {
+    async fn csrf(&self, session: &Session, cookies: &CookieJar) -> Json<CsrfOut> {
         let csrf_token = match self.admin.rules.signed_in(session) {
             Some(user) => user.csrf_token,
-            None => self.admin.rules.csrf_token(session),
+            None => self.admin.rules.csrf_token(session, cookies),
         };
         Json(CsrfOut { csrf_token })
     }
 
     /// Sign in. The session gets a new id (the old one stops working) and a new CSRF
     /// token. A wrong password and an unknown user get the same answer; ten failures on
-    /// one username within 15 minutes lock it for a while.
+    /// one username within 15 minutes lock it for a while (`switchyard admin unlock`
+    /// ends that early). A username over `admin.max_username_bytes` gets the wrong-password
+    /// answer. When every password-hashing slot stays busy, the answer is 503 with
+    /// `Retry-After`.
     #[oai(path = "/session", method = "post", tag = "Tag::Session")]
     async fn sign_in(
         &self,
         session: &Session,
+        cookies: &CookieJar,
         #[oai(name = "X-CSRF-Token")] csrf_token: Header<Option<String>>,
         body: Json<SignInIn>,
     ) -> ApiResult<Json<WhoAmIOut>> {
         let rules = &self.admin.rules;
-        if !rules.csrf_ok(session, csrf_token.0.as_deref()) {
+        if !rules.sign_in_csrf_ok(session, cookies, csrf_token.0.as_deref()) {
             return Err(csrf_refused());
         }
         let now = rules.clock.now_ms();
-        match users::sign_in(&self.admin.hub.store, &body.username, &body.password, now).await {
+        let admin = &self.admin;
+        match users::sign_in(
+            &admin.hub.store,
+            &admin.sign_in_limits,
+            &body.username,
+            &body.password,
+            now,
+        )
+        .await
+        {
             Ok(username) => Ok(Json(rules.sign_in(session, &username).into())),
+            Err(refused @ SignInError::Busy) => Err(Problem::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                refused.to_string(),
+            )
+            .code("busy")
+            .into()),
             Err(SignInError::Store(error)) => {
                 tracing::error!(%error, "sign-in failed");
                 Err(Problem::new(

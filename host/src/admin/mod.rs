@@ -45,10 +45,12 @@ const TEMPLATES: &[(&str, &str)] = &[
 
 const STYLESHEET: &str = include_str!("../../../templates/static/admin.css");
 
-/// What the console needs: the hub, the session rules and the templates.
+/// What the console needs: the hub, the session rules, the limits on signing in and the
+/// templates.
 pub struct Admin {
     pub hub: Arc<Hub>,
     pub rules: SessionRules,
+    pub sign_in_limits: users::SignInLimits,
     templates: Environment<'static>,
 }
 
@@ -76,6 +78,7 @@ impl Console {
 impl Admin {
     pub fn new(hub: Arc<Hub>, rules: SessionRules) -> Admin {
         Admin {
+            sign_in_limits: users::SignInLimits::from_config(&hub.config.admin),
             hub,
             rules,
             templates: templates(),

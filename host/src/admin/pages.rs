@@ -11,6 +11,7 @@ use std::sync::Arc;
 use minijinja::context;
 use poem::http::StatusCode;
 use poem::session::Session;
+use poem::web::cookie::CookieJar;
 use poem::web::{Data, Form, Multipart, Path, Redirect};
 use poem::{IntoResponse, Response, handler};
 use serde::{Deserialize, Serialize};
@@ -96,11 +97,15 @@ fn done(session: &Session, to: &str, kind: &'static str, text: impl Into<String>
 }
 
 #[handler]
-pub async fn login_form(admin: Data<&Arc<Admin>>, session: &Session) -> Response {
+pub async fn login_form(
+    admin: Data<&Arc<Admin>>,
+    session: &Session,
+    cookies: &CookieJar,
+) -> Response {
     if admin.rules.signed_in(session).is_some() {
         return Redirect::see_other("/admin").into_response();
     }
-    let csrf_token = admin.rules.csrf_token(session);
+    let csrf_token = admin.rules.csrf_token(session, cookies);
     admin.page(
         StatusCode::OK,
         "login.html",
@@ -119,42 +124,63 @@ pub struct LoginForm {
 pub async fn login(
     admin: Data<&Arc<Admin>>,
     session: &Session,
+    cookies: &CookieJar,
     Form(form): Form<LoginForm>,
 ) -> Response {
-    if !admin.rules.csrf_ok(session, form.csrf_token.as_deref()) {
+    if !admin
+        .rules
+        .sign_in_csrf_ok(session, cookies, form.csrf_token.as_deref())
+    {
         return admin.forbidden();
     }
     let now = admin.rules.clock.now_ms();
-    let (status, error) =
-        match users::sign_in(&admin.hub.store, &form.username, &form.password, now).await {
-            Ok(username) => {
-                admin.rules.sign_in(session, &username);
-                tracing::info!(user = %username, "admin signed in");
-                return Redirect::see_other("/admin").into_response();
-            }
-            Err(SignInError::WrongCredentials) => {
-                (StatusCode::UNAUTHORIZED, SignInError::WrongCredentials)
-            }
-            Err(SignInError::Locked) => {
-                tracing::warn!(user = %form.username, "sign-in refused: account locked");
-                (StatusCode::TOO_MANY_REQUESTS, SignInError::Locked)
-            }
-            Err(error) => {
-                tracing::error!(%error, "sign-in failed");
-                (StatusCode::SERVICE_UNAVAILABLE, error)
-            }
-        };
+    let limits = &admin.sign_in_limits;
+    let (status, error) = match users::sign_in(
+        &admin.hub.store,
+        limits,
+        &form.username,
+        &form.password,
+        now,
+    )
+    .await
+    {
+        Ok(username) => {
+            admin.rules.sign_in(session, &username);
+            tracing::info!(user = ?username, "admin signed in");
+            return Redirect::see_other("/admin").into_response();
+        }
+        Err(SignInError::WrongCredentials) => {
+            (StatusCode::UNAUTHORIZED, SignInError::WrongCredentials)
+        }
+        Err(SignInError::Locked) => {
+            // `sign_in` refuses over-long names before it looks for a lock, so this name
+            // is within the limit; `?` escapes it, so it cannot forge log lines.
+            tracing::warn!(user = ?form.username, "sign-in refused: account locked");
+            (StatusCode::TOO_MANY_REQUESTS, SignInError::Locked)
+        }
+        Err(SignInError::Busy) => (StatusCode::SERVICE_UNAVAILABLE, SignInError::Busy),
+        Err(error) => {
+            tracing::error!(%error, "sign-in failed");
+            (StatusCode::SERVICE_UNAVAILABLE, error)
+        }
+    };
     let message = match error {
         SignInError::Store(_) => "Signing in is not possible right now; try again shortly.".into(),
         other => other.to_string(),
+    };
+    // The form is shown again with the name as typed, unless it is too long to be anyone's.
+    let username = if form.username.len() <= limits.max_username_bytes {
+        form.username
+    } else {
+        String::new()
     };
     admin.page(
         status,
         "login.html",
         context! {
-            csrf_token => admin.rules.csrf_token(session),
+            csrf_token => admin.rules.csrf_token(session, cookies),
             error => message,
-            username => form.username,
+            username => username,
         },
     )
 }
@@ -451,21 +477,61 @@ async fn plugin_cards(admin: &Admin) -> Vec<minijinja::Value> {
 /// The session key of the last refused upload: (message, name), shown once.
 const UPLOAD_ERROR: &str = "upload_error";
 
-/// The multipart upload form: `csrf_token`, `name` and `file`.
+/// The longest `csrf_token` or `name` field of the upload form that is read.
+const MAX_UPLOAD_FIELD_BYTES: u64 = 1024;
+
+/// Reads a small text field, or `None` when it is longer than `max` bytes or not UTF-8.
+async fn small_field(field: poem::web::Field, max: u64) -> Option<String> {
+    use tokio::io::AsyncReadExt as _;
+    let mut bytes = Vec::new();
+    field
+        .into_async_read()
+        .take(max + 1)
+        .read_to_end(&mut bytes)
+        .await
+        .ok()?;
+    if bytes.len() as u64 > max {
+        return None;
+    }
+    String::from_utf8(bytes).ok()
+}
+
+/// The multipart upload form: `csrf_token`, `name` and `file`, in that order.
+///
+/// Nothing of the body is read for a visitor who is not signed in, and the file is read
+/// only after the CSRF token: the form sends `csrf_token` first (browsers send fields in
+/// the order of the form), so a body whose first field is anything else is refused
+/// before the rest of it is read.
 #[handler]
 pub async fn upload_plugin(
     admin: Data<&Arc<Admin>>,
     session: &Session,
     mut form: Multipart,
 ) -> Response {
-    let mut csrf_token = None;
+    let Some(user) = admin.rules.signed_in(session) else {
+        return admin.forbidden();
+    };
+    match form.next_field().await {
+        Ok(Some(field)) if field.name() == Some("csrf_token") => {
+            let presented = small_field(field, MAX_UPLOAD_FIELD_BYTES).await;
+            if !admin.rules.csrf_ok(session, presented.as_deref()) {
+                return admin.forbidden();
+            }
+        }
+        _ => return admin.forbidden(),
+    }
     let mut name = String::new();
     let mut file = None;
     loop {
         match form.next_field().await {
             Ok(Some(field)) => match field.name() {
-                Some("csrf_token") => csrf_token = field.text().await.ok(),
-                Some("name") => name = field.text().await.unwrap_or_default().trim().to_owned(),
+                Some("name") => {
+                    name = small_field(field, MAX_UPLOAD_FIELD_BYTES)
+                        .await
+                        .unwrap_or_default()
+                        .trim()
+                        .to_owned()
+                }
                 Some("file") => file = field.bytes().await.ok(),
                 _ => {}
             },
@@ -473,10 +539,6 @@ pub async fn upload_plugin(
             Err(_) => return admin.forbidden(),
         }
     }
-    let user = match admin.authorize(session, csrf_token.as_deref()) {
-        Ok(user) => user,
-        Err(refusal) => return refusal,
-    };
     let refuse = |message: String| {
         session.set(UPLOAD_ERROR, (message, name.clone()));
         Redirect::see_other("/admin/plugins").into_response()
@@ -486,7 +548,7 @@ pub async fn upload_plugin(
     };
     match admin.hub.plugins.upload(&name, &file, &user.username).await {
         Ok((plugin, version)) => {
-            tracing::info!(plugin = %name, version, user = %user.username, "plugin uploaded");
+            tracing::info!(plugin = ?name, version, user = ?user.username, "plugin uploaded");
             done(
                 session,
                 "/admin/plugins",
@@ -713,7 +775,7 @@ pub async fn set_secret(
         .await
     {
         Ok(()) => {
-            tracing::info!(channel = %form.channel, secret = %form.name, user = %user.username, "channel secret set");
+            tracing::info!(channel = ?form.channel, secret = ?form.name, user = ?user.username, "channel secret set");
             done(
                 session,
                 "/admin/secrets",

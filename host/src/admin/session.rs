@@ -8,18 +8,31 @@
 //! - a storage TTL of the idle timeout, so abandoned sessions do not pile up;
 //! - the CSRF synchronizer token each session carries;
 //! - a key prefix in Redis, which is usually shared with other data.
+//!
+//! # Before sign-in: nothing stored
+//!
+//! The sign-in form needs a CSRF token before there is anyone to keep a session for, and
+//! anyone may ask for that form. So nothing is stored for it: the visitor gets a session
+//! cookie holding 256 random bits that no store knows (a *pre-session*), and the form's
+//! token is a digest of that cookie. Signing in checks the token against the cookie the
+//! browser sent (a double-submit check). Another site can neither read that cookie
+//! (`HttpOnly`) nor have it sent along (`SameSite=Strict`) nor plant one (`__Host-`), so it
+//! cannot produce a matching pair; and signing in gives the session a fresh id, so the
+//! pre-session cookie is worth nothing afterwards. The store therefore holds only signed-in
+//! sessions, however many anonymous visitors ask for a form or `GET /api/v1/session/csrf`.
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-use std::time::Duration;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use poem::session::{CookieConfig, MemoryStorage, RedisStorage, Session, SessionStorage};
-use poem::web::cookie::SameSite;
+use poem::session::{CookieConfig, RedisStorage, Session, SessionStorage};
+use poem::web::cookie::{CookieJar, SameSite};
 use rand::RngCore;
 use redis::aio::ConnectionManager;
 use serde_json::Value;
+use sha2::{Digest, Sha256};
 
 use crate::crypto;
 
@@ -65,17 +78,82 @@ pub fn cookie_config() -> CookieConfig {
 }
 
 /// Where sessions are kept: in this process, or in Redis for several processes.
-pub enum SessionStore {
-    Memory(MemoryStorage),
-    Redis(RedisStorage<ConnectionManager>),
+enum SessionStore {
+    Memory(MemorySessions),
+    Redis {
+        storage: RedisStorage<ConnectionManager>,
+        /// The same connection, for counting sessions.
+        connection: ConnectionManager,
+    },
 }
 
 /// Keys in Redis look like `switchyard:session:<id>`.
 const REDIS_PREFIX: &str = "switchyard:session:";
 
-/// A [`SessionStore`] whose entries expire after `ttl` without use.
+/// Sessions in this process's memory, each until its expiry. Expired entries are dropped
+/// when read and swept out at most once a second while sessions are written.
+#[derive(Default)]
+struct MemorySessions {
+    inner: Mutex<MemoryInner>,
+}
+
+#[derive(Default)]
+struct MemoryInner {
+    sessions: HashMap<String, (BTreeMap<String, Value>, Instant)>,
+    next_sweep: Option<Instant>,
+}
+
+impl MemorySessions {
+    fn load(&self, id: &str) -> Option<BTreeMap<String, Value>> {
+        let inner = self
+            .inner
+            .lock()
+            .expect("the session map is never poisoned");
+        let (entries, expires) = inner.sessions.get(id)?;
+        (*expires > Instant::now()).then(|| entries.clone())
+    }
+
+    fn store(&self, id: &str, entries: &BTreeMap<String, Value>, ttl: Duration) {
+        let now = Instant::now();
+        let mut inner = self
+            .inner
+            .lock()
+            .expect("the session map is never poisoned");
+        if inner.next_sweep.is_none_or(|at| at <= now) {
+            inner.sessions.retain(|_, (_, expires)| *expires > now);
+            inner.next_sweep = Some(now + Duration::from_secs(1));
+        }
+        inner
+            .sessions
+            .insert(id.to_owned(), (entries.clone(), now + ttl));
+    }
+
+    fn remove(&self, id: &str) {
+        let mut inner = self
+            .inner
+            .lock()
+            .expect("the session map is never poisoned");
+        inner.sessions.remove(id);
+    }
+
+    fn count(&self) -> usize {
+        let now = Instant::now();
+        let inner = self
+            .inner
+            .lock()
+            .expect("the session map is never poisoned");
+        inner
+            .sessions
+            .values()
+            .filter(|(_, expires)| *expires > now)
+            .count()
+    }
+}
+
+/// A session store whose entries expire after `ttl` without use. Clones share the store.
+#[derive(Clone)]
 pub struct ExpiringSessions {
-    store: SessionStore,
+    store: Arc<SessionStore>,
     ttl: Duration,
 }
 
@@ -84,7 +162,7 @@ impl ExpiringSessions {
     /// wrong URL stops the start with a clear error).
     pub async fn open(url: &str, ttl: Duration) -> anyhow::Result<ExpiringSessions> {
         let store = if url == "memory" {
-            SessionStore::Memory(MemoryStorage::new())
+            SessionStore::Memory(MemorySessions::default())
         } else {
             let client = redis::Client::open(url)
                 .map_err(|e| anyhow::anyhow!("admin.sessions `{url}` is not a Redis URL: {e}"))?;
@@ -93,9 +171,43 @@ impl ExpiringSessions {
                     .await
                     .map_err(|_| anyhow::anyhow!("Redis at {url} did not answer within 5 s"))?
                     .map_err(|e| anyhow::anyhow!("could not connect to Redis at {url}: {e}"))?;
-            SessionStore::Redis(RedisStorage::new(connection))
+            SessionStore::Redis {
+                storage: RedisStorage::new(connection.clone()),
+                connection,
+            }
         };
-        Ok(ExpiringSessions { store, ttl })
+        Ok(ExpiringSessions {
+            store: Arc::new(store),
+            ttl,
+        })
+    }
+
+    /// How many sessions are stored and not expired. In Redis this scans the session
+    /// keys, so it is for tests and diagnostics, not for every request.
+    pub async fn count(&self) -> anyhow::Result<usize> {
+        match &*self.store {
+            SessionStore::Memory(sessions) => Ok(sessions.count()),
+            SessionStore::Redis { connection, .. } => {
+                let mut connection = connection.clone();
+                let mut cursor: u64 = 0;
+                let mut count = 0;
+                loop {
+                    let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(format!("{REDIS_PREFIX}*"))
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut connection)
+                        .await?;
+                    count += keys.len();
+                    if next == 0 {
+                        return Ok(count);
+                    }
+                    cursor = next;
+                }
+            }
+        }
     }
 }
 
@@ -104,9 +216,11 @@ impl SessionStorage for ExpiringSessions {
         &'a self,
         session_id: &'a str,
     ) -> poem::Result<Option<BTreeMap<String, Value>>> {
-        match &self.store {
-            SessionStore::Memory(s) => s.load_session(session_id).await,
-            SessionStore::Redis(s) => s.load_session(&redis_key(session_id)).await,
+        match &*self.store {
+            SessionStore::Memory(s) => Ok(s.load(session_id)),
+            SessionStore::Redis { storage, .. } => {
+                storage.load_session(&redis_key(session_id)).await
+            }
         }
     }
 
@@ -116,17 +230,34 @@ impl SessionStorage for ExpiringSessions {
         entries: &'a BTreeMap<String, Value>,
         _expires: Option<Duration>,
     ) -> poem::Result<()> {
+        // An empty session (one that timed out and was cleared) is not worth keeping: its
+        // cookie then works as a pre-session cookie.
+        if entries.is_empty() {
+            return self.remove_session(session_id).await;
+        }
         let ttl = Some(self.ttl);
-        match &self.store {
-            SessionStore::Memory(s) => s.update_session(session_id, entries, ttl).await,
-            SessionStore::Redis(s) => s.update_session(&redis_key(session_id), entries, ttl).await,
+        match &*self.store {
+            SessionStore::Memory(s) => {
+                s.store(session_id, entries, self.ttl);
+                Ok(())
+            }
+            SessionStore::Redis { storage, .. } => {
+                storage
+                    .update_session(&redis_key(session_id), entries, ttl)
+                    .await
+            }
         }
     }
 
     async fn remove_session<'a>(&'a self, session_id: &'a str) -> poem::Result<()> {
-        match &self.store {
-            SessionStore::Memory(s) => s.remove_session(session_id).await,
-            SessionStore::Redis(s) => s.remove_session(&redis_key(session_id)).await,
+        match &*self.store {
+            SessionStore::Memory(s) => {
+                s.remove(session_id);
+                Ok(())
+            }
+            SessionStore::Redis { storage, .. } => {
+                storage.remove_session(&redis_key(session_id)).await
+            }
         }
     }
 }
@@ -168,19 +299,27 @@ impl SessionRules {
         session.set(LAST_SEEN, now);
         Some(SignedIn {
             username,
-            csrf_token: self.csrf_token(session),
+            csrf_token: signed_in_csrf_token(session),
         })
     }
 
-    /// The session's CSRF token, made on first use: a session that is not signed in has
-    /// one too, so the sign-in form carries one.
-    pub fn csrf_token(&self, session: &Session) -> String {
+    /// The CSRF token for this request's forms. A session that has one (a signed-in
+    /// session) keeps it; otherwise it is the pre-session token, derived from the session
+    /// cookie, which is set here when the request came without one. Nothing is stored.
+    pub fn csrf_token(&self, session: &Session, cookies: &CookieJar) -> String {
         if let Some(token) = session.get::<String>(CSRF) {
             return token;
         }
-        let token = random_token();
-        session.set(CSRF, &token);
-        token
+        let cookie = cookie_config();
+        let pre_session = match cookie.get_cookie_value(cookies) {
+            Some(id) if looks_like_an_id(&id) => id,
+            _ => {
+                let id = random_token();
+                cookie.set_cookie_value(cookies, &id);
+                id
+            }
+        };
+        pre_session_token(&pre_session)
     }
 
     /// Whether `presented` is this session's CSRF token, compared in constant time.
@@ -188,6 +327,25 @@ impl SessionRules {
         match (session.get::<String>(CSRF), presented) {
             (Some(expected), Some(presented)) => {
                 crypto::constant_time_eq(expected.as_bytes(), presented.as_bytes())
+            }
+            _ => false,
+        }
+    }
+
+    /// For signing in: the session's own CSRF token, or, for a visitor without a stored
+    /// session, the pre-session token of the cookie it sent.
+    pub fn sign_in_csrf_ok(
+        &self,
+        session: &Session,
+        cookies: &CookieJar,
+        presented: Option<&str>,
+    ) -> bool {
+        if session.get::<String>(CSRF).is_some() {
+            return self.csrf_ok(session, presented);
+        }
+        match (cookie_config().get_cookie_value(cookies), presented) {
+            (Some(id), Some(presented)) if looks_like_an_id(&id) => {
+                crypto::constant_time_eq(pre_session_token(&id).as_bytes(), presented.as_bytes())
             }
             _ => false,
         }
@@ -209,6 +367,35 @@ impl SessionRules {
             csrf_token,
         }
     }
+}
+
+/// The CSRF token of a signed-in session: set at sign-in; made here for a session signed
+/// in before sessions carried one.
+fn signed_in_csrf_token(session: &Session) -> String {
+    if let Some(token) = session.get::<String>(CSRF) {
+        return token;
+    }
+    let token = random_token();
+    session.set(CSRF, &token);
+    token
+}
+
+/// The CSRF token of a pre-session: a digest of its cookie, so the token in a page does
+/// not give away the cookie (which `HttpOnly` keeps from scripts).
+fn pre_session_token(id: &str) -> String {
+    let digest = Sha256::new()
+        .chain_update(b"switchyard pre-session csrf\0")
+        .chain_update(id.as_bytes())
+        .finalize();
+    URL_SAFE_NO_PAD.encode(digest)
+}
+
+/// Whether a cookie value has the shape of the ids made here (43 URL-safe characters).
+fn looks_like_an_id(value: &str) -> bool {
+    value.len() == 43
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 /// 256 random bits, URL-safe.

@@ -6,6 +6,7 @@ use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, Salt
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::RngCore;
 
+use crate::crypto::{Busy, HashLimiter};
 use crate::store::{self, Store};
 
 /// OWASP's argon2id minimum: 19 MiB of memory, two passes, one lane.
@@ -17,6 +18,10 @@ const LANES: u32 = 1;
 pub const MAX_FAILURES: i64 = 10;
 /// 15 minutes.
 pub const LOCKOUT_WINDOW_MS: i64 = 15 * 60 * 1000;
+
+/// The longest username, in bytes, by default (`admin.max_username_bytes`); `create-user`
+/// never makes a longer one.
+pub const MAX_USERNAME_BYTES: usize = 64;
 
 /// The shortest password `create-user` accepts.
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -71,18 +76,48 @@ pub enum SignInError {
     /// Too many failures on this username lately.
     #[error("This account is locked after too many failed sign-ins. Try again in 15 minutes.")]
     Locked,
+    /// Every password-hashing slot is busy: nothing was checked or counted.
+    #[error("Too many sign-ins at once; try again in a moment.")]
+    Busy,
     #[error(transparent)]
     Store(#[from] store::Error),
 }
 
+/// What bounds the cost of a sign-in attempt.
+#[derive(Clone)]
+pub struct SignInLimits {
+    /// A longer username is refused before it is looked up, counted or logged: no admin
+    /// can have it, and failures are stored per username.
+    pub max_username_bytes: usize,
+    /// Password checks run under this limit.
+    pub hashing: HashLimiter,
+}
+
+impl SignInLimits {
+    /// The limits `config` sets.
+    pub fn from_config(config: &crate::config::AdminConfig) -> SignInLimits {
+        SignInLimits {
+            max_username_bytes: config.max_username_bytes,
+            hashing: HashLimiter::new(config.password_hash_concurrency, config.password_hash_wait),
+        }
+    }
+}
+
 /// Checks a username and password at time `now`. Failures count per username as typed,
 /// whether or not the user exists, and whatever address they come from.
+///
+/// A username over `limits.max_username_bytes` gets the same answer as a wrong password
+/// and leaves no trace: it is not looked up, counted or logged.
 pub async fn sign_in(
     store: &Store,
+    limits: &SignInLimits,
     username: &str,
     password: &str,
     now: i64,
 ) -> Result<String, SignInError> {
+    if username.len() > limits.max_username_bytes {
+        return Err(SignInError::WrongCredentials);
+    }
     let window_start = now - LOCKOUT_WINDOW_MS;
     if store.login_failures_since(username, window_start).await? >= MAX_FAILURES {
         return Err(SignInError::Locked);
@@ -93,10 +128,13 @@ pub async fn sign_in(
         .map(|u| u.password_hash.clone())
         .unwrap_or_else(|| DECOY_HASH.clone());
     let password = password.to_owned();
-    // ~20 ms of CPU and 19 MiB: off the async workers.
-    let matches = tokio::task::spawn_blocking(move || verify_password(&hash, &password))
+    // ~20 ms of CPU and 19 MiB: off the async workers, and only so many at once. A refusal
+    // for lack of a slot is not a failure of this username.
+    let matches = limits
+        .hashing
+        .run(move || verify_password(&hash, &password))
         .await
-        .unwrap_or(false);
+        .map_err(|Busy| SignInError::Busy)?;
     match user {
         Some(user) if matches => {
             store.clear_login_failures(username).await?;
@@ -111,11 +149,17 @@ pub async fn sign_in(
     }
 }
 
+/// Ends the lockout of `username` (`switchyard admin unlock`): forgets its failed
+/// sign-ins. Returns how many were forgotten.
+pub async fn unlock(store: &Store, username: &str) -> Result<u64, store::Error> {
+    store.clear_login_failures(username).await
+}
+
 /// Adds an admin; refuses a taken name or a short password.
 pub async fn create_user(store: &Store, username: &str, password: &str) -> anyhow::Result<()> {
     anyhow::ensure!(
-        !username.trim().is_empty() && username.len() <= 64,
-        "a username is 1 to 64 characters"
+        !username.trim().is_empty() && username.len() <= MAX_USERNAME_BYTES,
+        "a username is 1 to {MAX_USERNAME_BYTES} bytes"
     );
     anyhow::ensure!(
         password.chars().count() >= MIN_PASSWORD_CHARS,

@@ -185,10 +185,23 @@ fn refuse(status: StatusCode, detail: impl Into<String>) -> Response {
 }
 
 /// Whether a browser at `origin` may open a socket.
+///
+/// With no `ws.allowed_origins`, the hub's own origin: that of `public_url`, and, when
+/// `public_url` is not set and the hub listens on a loopback address, the loopback names
+/// of its own port (`http://localhost:PORT`, `http://127.0.0.1:PORT`, `http://[::1]:PORT`).
+/// The banner sends the admin to `http://localhost:PORT/admin` (browsers keep the
+/// console's `Secure` cookie there), and only a browser on this machine can reach a
+/// loopback listener, under whichever of those names; other ports, hosts and schemes stay
+/// refused.
 fn origin_allowed(origin: &str, config: &crate::config::Config) -> bool {
     if config.ws.allowed_origins.is_empty() {
         let public = config.public_url();
-        origin_of(&public).is_some_and(|own| own.eq_ignore_ascii_case(origin))
+        let own = origin_of(&public).is_some_and(|own| own.eq_ignore_ascii_case(origin));
+        own || (config.public_url.is_none()
+            && config.listen.ip().is_loopback()
+            && loopback_origins(config.listen.port())
+                .iter()
+                .any(|alias| alias.eq_ignore_ascii_case(origin)))
     } else {
         config
             .ws
@@ -196,6 +209,15 @@ fn origin_allowed(origin: &str, config: &crate::config::Config) -> bool {
             .iter()
             .any(|allowed| allowed.trim_end_matches('/').eq_ignore_ascii_case(origin))
     }
+}
+
+/// The origins of a loopback listener on `port`, by each name a local browser may use.
+fn loopback_origins(port: u16) -> [String; 3] {
+    [
+        format!("http://localhost:{port}"),
+        format!("http://127.0.0.1:{port}"),
+        format!("http://[::1]:{port}"),
+    ]
 }
 
 /// `scheme://host[:port]` of a URL.

@@ -94,14 +94,15 @@ impl Store {
         })
     }
 
-    /// Forgets the failed sign-ins of `username`, after it signs in.
-    pub async fn clear_login_failures(&self, username: &str) -> Result<()> {
+    /// Forgets the failed sign-ins of `username`, after it signs in or when an operator
+    /// unlocks it; returns how many there were.
+    pub async fn clear_login_failures(&self, username: &str) -> Result<u64> {
         on_pool!(&self.writer, |pool, Db, dialect| {
-            sqlx::query("DELETE FROM login_failures WHERE username = $1")
+            let done = sqlx::query("DELETE FROM login_failures WHERE username = $1")
                 .bind(username)
                 .execute(pool)
                 .await?;
-            Ok(())
+            Ok(done.rows_affected())
         })
     }
 
