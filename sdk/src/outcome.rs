@@ -75,7 +75,9 @@ impl Outcome {
                 status: Some(status),
                 reason: format!(
                     "{summary}: redirect to {} not followed",
-                    response.header("location").unwrap_or("nowhere")
+                    response
+                        .header("location")
+                        .map_or("nowhere".into(), origin_of)
                 ),
                 disable: false,
             }),
@@ -121,6 +123,27 @@ impl Outcome {
     }
 }
 
+/// Where a redirect points, by scheme, host and port only: the reason lands in the attempt
+/// log and the server log, and a `Location` can repeat the credential in the URL asked for
+/// (a webhook URL redirected from http to https) or carry a new one.
+fn origin_of(location: &str) -> String {
+    match location.split_once("://") {
+        Some((scheme, rest))
+            if !scheme.is_empty()
+                && scheme
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.')) =>
+        {
+            let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+            let host = authority
+                .rsplit_once('@')
+                .map_or(authority, |(_, host)| host);
+            format!("{scheme}://{host}")
+        }
+        _ => "a path on the same host".into(),
+    }
+}
+
 /// The start of a response body, for the attempt record.
 fn body_excerpt(body: &[u8]) -> String {
     const MAX: usize = 200;
@@ -130,5 +153,21 @@ fn body_excerpt(body: &[u8]) -> String {
         String::new()
     } else {
         format!(" ({text})")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::origin_of;
+
+    #[test]
+    fn a_redirect_is_named_by_its_origin_only() {
+        assert_eq!(
+            origin_of("https://user:pw@hooks.example.com:8443/services/T0/B0/XXXX?t=1#f"),
+            "https://hooks.example.com:8443"
+        );
+        assert_eq!(origin_of("http://example.com"), "http://example.com");
+        assert_eq!(origin_of("/login?next=/x"), "a path on the same host");
+        assert_eq!(origin_of("secret-token"), "a path on the same host");
     }
 }

@@ -102,14 +102,25 @@ pub struct QueuedDelivery {
     pub notification: Notification,
 }
 
-/// `url` with its password masked, for messages and logs.
+/// `url` as messages and logs may show it: scheme, host and port only, such as
+/// `amqp://broker.internal:5672`. User names, passwords, paths, queries and fragments are
+/// left out, since any of them can carry a credential (a Slack webhook's path is one, a
+/// token in a query string another). A `sqlite:` URL names a local file, not a server, and
+/// carries no credential, so it is shown whole; text that does not parse as a URL is not
+/// shown at all.
 pub fn redacted(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("***"));
-            parsed.to_string()
+    let Ok(parsed) = url::Url::parse(url) else {
+        return "(a URL that does not parse)".to_owned();
+    };
+    if parsed.scheme() == "sqlite" {
+        return url.to_owned();
+    }
+    match (parsed.host_str(), parsed.port()) {
+        (Some(host), Some(port)) if !host.is_empty() => {
+            format!("{}://{host}:{port}", parsed.scheme())
         }
-        _ => url.to_owned(),
+        (Some(host), None) if !host.is_empty() => format!("{}://{host}", parsed.scheme()),
+        _ => format!("{}:", parsed.scheme()),
     }
 }
 
@@ -118,21 +129,32 @@ mod tests {
     use super::redacted;
 
     #[test]
-    fn masks_the_password_only() {
+    fn keeps_scheme_host_and_port_only() {
         assert_eq!(
             redacted("amqp://guest:secret@127.0.0.1:5672/%2f"),
-            "amqp://guest:***@127.0.0.1:5672/%2f"
+            "amqp://127.0.0.1:5672"
         );
         assert_eq!(redacted("amqp://127.0.0.1:5672"), "amqp://127.0.0.1:5672");
-        assert_eq!(redacted("amqp://user@host"), "amqp://user@host");
-        assert_eq!(
-            redacted("amqps://u:p@ss:w@host/vh"),
-            "amqps://u:***@host/vh"
-        );
+        assert_eq!(redacted("amqp://user@host"), "amqp://host");
+        assert_eq!(redacted("amqps://u:p@ss:w@host/vh"), "amqps://host");
         assert_eq!(
             redacted("postgres://app:pw@db:5432/switchyard"),
-            "postgres://app:***@db:5432/switchyard"
+            "postgres://db:5432"
         );
-        assert_eq!(redacted("not a url"), "not a url");
+        assert_eq!(
+            redacted("https://hooks.slack.com/services/T0/B0/XXXX?token=t#frag"),
+            "https://hooks.slack.com"
+        );
+        assert_eq!(
+            redacted("http://[::1]:8080/secret-path"),
+            "http://[::1]:8080"
+        );
+        assert_eq!(
+            redacted("sqlite:///var/lib/switchyard/switchyard.db"),
+            "sqlite:///var/lib/switchyard/switchyard.db"
+        );
+        assert_eq!(redacted("mailto:ops@example.com"), "mailto:");
+        assert_eq!(redacted("not a url"), "(a URL that does not parse)");
+        assert_eq!(redacted("secret-token"), "(a URL that does not parse)");
     }
 }

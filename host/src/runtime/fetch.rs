@@ -94,8 +94,11 @@ impl Outbound {
         allowed_hosts: &[String],
         request: HttpRequest,
     ) -> Result<HttpResponse, FetchError> {
+        // A URL can carry a credential (a Slack webhook's path, a token in the query), and
+        // these errors reach the attempt log and the server log: they name the URL by
+        // scheme, host and port only, and a URL that does not parse not at all.
         let url = url::Url::parse(&request.url)
-            .map_err(|e| FetchError::InvalidRequest(format!("bad URL {:?}: {e}", request.url)))?;
+            .map_err(|e| FetchError::InvalidRequest(format!("bad URL: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") {
             return Err(FetchError::InvalidRequest(format!(
                 "only http and https URLs are allowed, not {}:",
@@ -156,6 +159,7 @@ impl Outbound {
                 .min(Duration::from_millis(ms.into())),
             None => self.policy.response_timeout,
         };
+        let shown = crate::bus::redacted(url.as_str());
         let response = self
             .client
             .request(method, url)
@@ -164,7 +168,7 @@ impl Outbound {
             .timeout(timeout)
             .send()
             .await
-            .map_err(classify)?;
+            .map_err(|error| classify(error, &shown))?;
 
         let status = response.status().as_u16();
         let headers = response
@@ -187,7 +191,7 @@ impl Outbound {
         let mut body = Vec::new();
         let mut chunks = response.bytes_stream();
         while let Some(chunk) = chunks.next().await {
-            let chunk = chunk.map_err(classify)?;
+            let chunk = chunk.map_err(|error| classify(error, &shown))?;
             if body.len() + chunk.len() > cap {
                 return Err(FetchError::ResponseTooLarge);
             }
@@ -215,8 +219,11 @@ fn is_granted(host: &str, allowed_hosts: &[String]) -> bool {
     })
 }
 
-/// Maps a client error to the contract's error, naming a refused address as `denied`.
-fn classify(error: reqwest::Error) -> FetchError {
+/// Maps a client error to the contract's error, naming a refused address as `denied`. The
+/// message names the request by `shown` (see [`crate::bus::redacted`]), never by the URL
+/// the client error carries.
+fn classify(error: reqwest::Error, shown: &str) -> FetchError {
+    let error = error.without_url();
     if error.is_timeout() {
         return FetchError::Timeout;
     }
@@ -227,7 +234,7 @@ fn classify(error: reqwest::Error) -> FetchError {
         }
         source = e.source();
     }
-    let mut message = error.to_string();
+    let mut message = format!("{shown}: {error}");
     let mut source = std::error::Error::source(&error);
     while let Some(e) = source {
         message.push_str(": ");
@@ -339,9 +346,20 @@ fn forbidden_v6(ip: Ipv6Addr, allow_loopback: bool) -> Option<&'static str> {
         return forbidden_v4(v4, allow_loopback);
     }
     let segments = ip.segments();
+    if segments[..6] == [0, 0, 0, 0, 0, 0] {
+        // `::a.b.c.d`, deprecated since RFC 4291; some stacks still reach the IPv4 host
+        // inside, and no public service is addressed this way.
+        return Some("an IPv4-compatible address (deprecated)");
+    }
     if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+        // NAT64's well-known prefix: the translator connects to the IPv4 address inside.
         let [.., hi, lo] = segments;
         return forbidden_v4(Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo)), false);
+    }
+    if segments[..3] == [0x64, 0xff9b, 1] {
+        // RFC 8215's prefix for NAT64 inside one network: it reaches that network's own
+        // IPv4 hosts.
+        return Some("a local-use NAT64 address");
     }
     match segments[0] {
         s if s & 0xfe00 == 0xfc00 => Some("a unique-local (private) address"),
@@ -376,12 +394,114 @@ mod tests {
             "fe80::1",
             "::ffff:169.254.169.254",
             "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "::ffff:a9fe:a9fe",
             "64:ff9b::a9fe:a9fe",
+            "64:ff9b::127.0.0.1",
+            "64:ff9b::10.0.0.1",
         ] {
             assert!(why(ip, false).is_some(), "{ip} should be refused");
         }
         for ip in ["93.184.216.34", "2606:2800:220:1::1", "8.8.8.8"] {
             assert_eq!(why(ip, false), None, "{ip} should be allowed");
+        }
+    }
+
+    #[test]
+    fn refuses_ipv4_compatible_and_nat64_forms() {
+        // IPv4-compatible (`::/96`): refused whatever the address inside, even with the
+        // loopback switch on, since no public service is addressed this way.
+        for ip in [
+            "::127.0.0.1",
+            "::7f00:1",
+            "::10.0.0.1",
+            "::169.254.169.254",
+            "::8.8.8.8",
+        ] {
+            assert!(why(ip, false).is_some(), "{ip} should be refused");
+            assert!(
+                why(ip, true).is_some(),
+                "{ip} should be refused with loopback on"
+            );
+        }
+        // Local-use NAT64 (`64:ff9b:1::/48`) reaches the local network's IPv4 hosts.
+        for ip in [
+            "64:ff9b:1::a00:1",
+            "64:ff9b:1:ffff::1",
+            "64:ff9b:1::808:808",
+        ] {
+            assert!(why(ip, false).is_some(), "{ip} should be refused");
+        }
+        // The well-known NAT64 prefix is judged by the IPv4 address inside; a loopback
+        // one stays refused even when loopback is allowed, since it is not this machine.
+        assert!(why("64:ff9b::7f00:1", true).is_some());
+        assert_eq!(why("64:ff9b::808:808", false), None);
+        // IPv4-mapped: judged by the address inside.
+        assert_eq!(why("::ffff:8.8.8.8", false), None);
+        assert_eq!(why("::ffff:127.0.0.1", true), None);
+        // Neighbours of these prefixes are ordinary addresses.
+        assert_eq!(why("64:ff9b:2::1", false), None);
+        assert_eq!(why("1::127.0.0.1", false), None);
+    }
+
+    fn get(url: &str) -> HttpRequest {
+        HttpRequest {
+            method: "GET".into(),
+            url: url.into(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            timeout_ms: Some(5_000),
+        }
+    }
+
+    /// Every error `fetch` gives a plugin can end up in the attempt log and the server
+    /// log, so none may repeat the URL's path, query or user info.
+    #[tokio::test]
+    async fn errors_name_the_url_by_scheme_host_and_port_only() {
+        let policy = FetchPolicy {
+            allow_loopback: true,
+            ..FetchPolicy::default()
+        };
+        let outbound = Outbound::new(policy, Vec::new()).unwrap();
+        let granted = ["127.0.0.1".to_string(), "localhost".to_string()];
+        // Port 1 on loopback: nothing listens there, so the connection is refused.
+        let refused = outbound
+            .fetch(
+                &granted,
+                get("http://user:pw-CANARY@127.0.0.1:1/secret-path-CANARY?token=CANARY#CANARY"),
+            )
+            .await
+            .unwrap_err();
+        let FetchError::Connection(message) = &refused else {
+            panic!("expected a connection error, got {refused:?}");
+        };
+        assert!(message.starts_with("http://127.0.0.1:1: "), "{message}");
+        assert!(!message.contains("CANARY"), "{message}");
+
+        let bad = outbound
+            .fetch(&granted, get("http://127.0.0.1:99999/secret-path-CANARY"))
+            .await
+            .unwrap_err();
+        assert!(!format!("{bad:?}").contains("CANARY"), "{bad:?}");
+
+        let denied = outbound
+            .fetch(
+                &granted,
+                get("http://example.com/secret-path-CANARY?k=CANARY"),
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(denied, FetchError::Denied(_)), "{denied:?}");
+        assert!(!format!("{denied:?}").contains("CANARY"), "{denied:?}");
+
+        let strict = Outbound::new(FetchPolicy::default(), Vec::new()).unwrap();
+        for url in [
+            "http://127.0.0.1:1/secret-path-CANARY",
+            "http://localhost:1/secret-path-CANARY?k=CANARY",
+        ] {
+            let denied = strict.fetch(&granted, get(url)).await.unwrap_err();
+            assert!(matches!(denied, FetchError::Denied(_)), "{url}: {denied:?}");
+            assert!(!format!("{denied:?}").contains("CANARY"), "{denied:?}");
         }
     }
 

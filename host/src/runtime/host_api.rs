@@ -34,7 +34,8 @@ impl host::Host for State {
     }
 
     async fn fetch(&mut self, request: HttpRequest) -> Result<HttpResponse, FetchError> {
-        let url = request.url.clone();
+        // Scheme, host and port only: the rest of a URL can be a credential.
+        let url = crate::bus::redacted(&request.url);
         let result = self
             .runtime
             .inner

@@ -127,12 +127,9 @@ impl Channel for Webhook {
         if let Some(timeout_ms) = config.timeout_ms {
             request = request.timeout_ms(timeout_ms);
         }
-        switchyard_sdk::debug!(
-            "posting {} to {} (attempt {})",
-            n.id,
-            config.url,
-            delivery.attempt
-        );
+        // Not the URL: its path or query may carry a credential, and plugin logs reach
+        // the server's log.
+        switchyard_sdk::debug!("posting {} (attempt {})", n.id, delivery.attempt);
         Outcome::from_fetch(request.send())
     }
 }
