@@ -591,16 +591,21 @@ impl Api {
 
     /// Check a routes file without applying it. The body is the YAML.
     ///
+    /// `${VAR}` references are checked by name only: an unset variable without a default
+    /// is a problem, but the hub's environment values are neither read nor judged here
+    /// (they are when the file is loaded), so the answer reveals none of them.
+    ///
     #[oai(path = "/routes/validate", method = "post", tag = "Tag::Routes")]
     async fn validate_routes(
         &self,
         _token: AdminToken,
         body: PlainText<String>,
     ) -> ApiResult<Json<ValidationOut>> {
-        let table = RouteTable::parse(
+        // Without the environment's values: the answer must not reveal them.
+        let table = RouteTable::check_submitted(
             &body.0,
             "request body",
-            &|name| std::env::var(name).ok(),
+            &|name| std::env::var_os(name).is_some(),
             &self.hub.plugins,
         )
         .map_err(routes_problem)?;

@@ -79,16 +79,26 @@ pub const DEFAULT_RETRY_SCHEDULE: [Duration; 7] = [
 
 /// A checked route table. Cheap to share as `Arc<RouteTable>`; [`LiveRoutes`] swaps in a
 /// new one when the file changes.
-#[derive(Debug, Clone, Serialize)]
+///
+/// It serializes as written: sources, channels and routes with every value that read a
+/// `${VAR}` shown as `${VAR}`, and secrets by name only. Messages about a file quote it
+/// the same way. The values themselves reach only the plugins.
+#[derive(Debug, Clone)]
 pub struct RouteTable {
-    #[serde(skip)]
     origin: String,
-    #[serde(skip)]
     text: String,
     sources: BTreeMap<String, SourceSpec>,
     channels: BTreeMap<String, ChannelSpec>,
     routes: Vec<Route>,
     warnings: Vec<String>,
+    /// The table as it serializes.
+    shown: serde_json::Value,
+}
+
+impl Serialize for RouteTable {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.shown.serialize(serializer)
+    }
 }
 
 /// An inbound source, served at `/hooks/{name}`.
@@ -141,6 +151,7 @@ impl ChannelSpec {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecretSource {
     /// Its value, written in the routes file (usually as `${ENV_VAR}`, already read).
+    /// Never shown: a table serializes its secrets by name.
     Given(String),
     /// The vault, which opens it at delivery (`secrets: [name]`).
     Vault,
@@ -228,18 +239,55 @@ impl RouteTable {
         env: &dyn Fn(&str) -> Option<String>,
         plugins: &dyn PluginCatalog,
     ) -> Result<RouteTable, RoutesError> {
+        RouteTable::read(text, origin, read::Env::Values(env), plugins)
+    }
+
+    /// Checks a file someone submitted (to validate it) without reading the hub's
+    /// environment: `is_set` says only whether a variable is set. An unset variable
+    /// without a default is a problem, by name; values that would come from the
+    /// environment are not checked, so the answer tells nothing about them. The table is
+    /// for its warnings and summary: it holds no values from the environment, and is not
+    /// for routing.
+    pub fn check_submitted(
+        text: &str,
+        origin: &str,
+        is_set: &dyn Fn(&str) -> bool,
+        plugins: &dyn PluginCatalog,
+    ) -> Result<RouteTable, RoutesError> {
+        RouteTable::read(text, origin, read::Env::Presence(is_set), plugins)
+    }
+
+    fn read(
+        text: &str,
+        origin: &str,
+        env: read::Env<'_>,
+        plugins: &dyn PluginCatalog,
+    ) -> Result<RouteTable, RoutesError> {
         let mut read = read::read(text, env, plugins).map_err(|mut problems| {
             problems.sort_by_key(|p| (p.line, p.column));
             RoutesError::new(origin, problems)
         })?;
         read.warnings.sort_by_key(|p| (p.line, p.column));
+        let warnings: Vec<String> = read.warnings.iter().map(|w| w.render(origin)).collect();
+        let mut shown = serde_json::json!({
+            "sources": read.sources,
+            "channels": read.channels,
+            "routes": read.routes,
+            "warnings": warnings,
+        });
+        for (pointer, written) in read.as_written {
+            if let Some(field) = shown.pointer_mut(&pointer) {
+                *field = written;
+            }
+        }
         Ok(RouteTable {
             origin: origin.to_owned(),
             text: text.to_owned(),
             sources: read.sources,
             channels: read.channels,
             routes: read.routes,
-            warnings: read.warnings.iter().map(|w| w.render(origin)).collect(),
+            warnings,
+            shown,
         })
     }
 
@@ -264,6 +312,9 @@ impl RouteTable {
             channels: BTreeMap::new(),
             routes: Vec::new(),
             warnings: Vec::new(),
+            shown: serde_json::json!({
+                "sources": {}, "channels": {}, "routes": [], "warnings": [],
+            }),
         }
     }
 

@@ -3,7 +3,8 @@
 //! Every reader records its problems and carries on, so one pass reports every mistake in
 //! the file; the caller refuses the table if any were found.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use super::{
     SecretSource, SourceSpec,
 };
 use crate::runtime::World;
-use crate::yaml::{self, Fields, Node, Problem};
+use crate::yaml::{self, Fields, Node, NodeKind, Problem};
 
 /// What a valid file holds; warnings are problems that do not refuse the file.
 pub(super) struct ReadTable {
@@ -21,7 +22,26 @@ pub(super) struct ReadTable {
     pub channels: BTreeMap<String, ChannelSpec>,
     pub routes: Vec<Route>,
     pub warnings: Vec<Problem>,
+    /// Where the table as shown differs from the typed table: a JSON pointer into the
+    /// table's serialized form, and the value as written in the file. Every field whose
+    /// value read a `${VAR}` is here, so what is shown never holds a variable's value.
+    pub as_written: Vec<(String, serde_json::Value)>,
 }
+
+/// How the `${VAR}` references of a file are answered.
+#[derive(Clone, Copy)]
+pub(super) enum Env<'a> {
+    /// With the variables' values, as when the hub loads its routes file.
+    Values(&'a dyn Fn(&str) -> Option<String>),
+    /// Without reading any value, only whether each variable is set: for checking a file
+    /// someone submitted, who must learn nothing of the hub's environment from the answer
+    /// (a value can be probed through any check that judges it, even one that quotes it
+    /// not). Values from the environment are then not checked; unset variables are.
+    Presence(&'a dyn Fn(&str) -> bool),
+}
+
+/// The scalars whose value read a variable, by (line, column), with their text as written.
+type FromEnv = HashMap<(usize, usize), String>;
 
 const TOP_LEVEL: &[&str] = &["sources", "channels", "routes"];
 const SOURCE_FIELDS: &[&str] = &["adapter", "config", "secrets", "secret", "allowed_hosts"];
@@ -40,7 +60,7 @@ const MATCH_FIELDS: &[&str] = &["kind", "attributes"];
 
 pub(super) fn read(
     text: &str,
-    env: &dyn Fn(&str) -> Option<String>,
+    env: Env<'_>,
     plugins: &dyn PluginCatalog,
 ) -> Result<ReadTable, Vec<Problem>> {
     let mut table = ReadTable {
@@ -48,17 +68,30 @@ pub(super) fn read(
         channels: BTreeMap::new(),
         routes: Vec::new(),
         warnings: Vec::new(),
+        as_written: Vec::new(),
     };
     let mut root = match yaml::parse(text)? {
         Some(root) if !root.is_null() => root,
         _ => return Ok(table),
     };
     let mut problems = Vec::new();
-    yaml::interpolate_env(&mut root, env, &mut problems);
+    let mut from_env = FromEnv::new();
+    match env {
+        Env::Values(values) => interpolate(&mut root, values, &mut problems, &mut from_env),
+        Env::Presence(is_set) => {
+            // A set variable reads as its own reference, so no value enters the tree.
+            let stand_in = |name: &str| is_set(name).then(|| format!("${{{name}}}"));
+            interpolate(&mut root, &stand_in, &mut problems, &mut from_env);
+        }
+    }
     let mut reader = Reader {
         plugins,
         problems,
         warnings: Vec::new(),
+        from_env,
+        opaque: matches!(env, Env::Presence(_)),
+        unjudged: false,
+        as_written: Vec::new(),
     };
     let Some(top) = Fields::new(&root, "the routes file", TOP_LEVEL, &mut reader.problems) else {
         return Err(reader.problems);
@@ -94,27 +127,68 @@ pub(super) fn read(
         .iter()
         .flat_map(|route| route.to.iter().map(|c| &**c))
         .collect();
-    for (key, name) in &defined_channels {
-        if !used.contains(name.as_str()) {
-            reader.warnings.push(Problem::at(
-                key,
-                format!("channel `{name}` is not used by any route"),
-            ));
+    // With values unread, a route may send to a channel through a variable: which
+    // channels are used, and whether there are routes at all, is then unknown.
+    let judged = !reader.unjudged;
+    if judged {
+        for (key, name) in &defined_channels {
+            if !used.contains(name.as_str()) {
+                reader.warning(key, format!("channel `{name}` is not used by any route"));
+            }
         }
     }
-    if table.routes.is_empty() && reader.problems.is_empty() {
+    if judged && table.routes.is_empty() && reader.problems.is_empty() {
         let at = top.key("routes").unwrap_or(&root);
-        reader.warnings.push(Problem::at(
+        reader.warning(
             at,
             "there are no routes: notifications will be accepted but delivered nowhere",
-        ));
+        );
     }
 
     if reader.problems.is_empty() {
         table.warnings = reader.warnings;
+        table.as_written = reader.as_written;
         Ok(table)
     } else {
         Err(reader.problems)
+    }
+}
+
+/// Replaces `${VAR}` in every scalar value under `node` (see [`yaml::interpolate_env`]),
+/// noting in `from_env` each scalar that read a variable, with its text as written.
+fn interpolate(
+    node: &mut Node,
+    env: &dyn Fn(&str) -> Option<String>,
+    problems: &mut Vec<Problem>,
+    from_env: &mut FromEnv,
+) {
+    if let NodeKind::Scalar(scalar) = &node.kind {
+        if scalar.text.contains('$') {
+            let written = scalar.text.clone();
+            let asked = Cell::new(false);
+            let noting = |name: &str| {
+                asked.set(true);
+                env(name)
+            };
+            yaml::interpolate_env(node, &noting, problems);
+            if asked.get() {
+                from_env.insert((node.line, node.column), written);
+            }
+        }
+        return;
+    }
+    match &mut node.kind {
+        NodeKind::Sequence(items) => {
+            for item in items {
+                interpolate(item, env, problems, from_env);
+            }
+        }
+        NodeKind::Mapping(entries) => {
+            for (_, value) in entries {
+                interpolate(value, env, problems, from_env);
+            }
+        }
+        NodeKind::Scalar(_) => {}
     }
 }
 
@@ -122,11 +196,87 @@ struct Reader<'a> {
     plugins: &'a dyn PluginCatalog,
     problems: Vec<Problem>,
     warnings: Vec<Problem>,
+    from_env: FromEnv,
+    /// Values from the environment were not read ([`Env::Presence`]): problems with them
+    /// are about stand-ins, so they are not reported.
+    opaque: bool,
+    /// A problem or warning was not reported because it judged a value not read.
+    unjudged: bool,
+    as_written: Vec<(String, serde_json::Value)>,
 }
 
 impl Reader<'_> {
+    /// Records a problem at `node`. Its message quotes values through [`Reader::shown`].
     fn problem(&mut self, node: &Node, message: impl Into<String>) {
+        if self.opaque && self.is_from_env(node) {
+            self.unjudged = true;
+            return;
+        }
         self.problems.push(Problem::at(node, message));
+    }
+
+    fn warning(&mut self, node: &Node, message: impl Into<String>) {
+        if self.opaque && self.is_from_env(node) {
+            self.unjudged = true;
+            return;
+        }
+        self.warnings.push(Problem::at(node, message));
+    }
+
+    /// Whether `node` is a scalar whose value read a variable.
+    fn is_from_env(&self, node: &Node) -> bool {
+        node.scalar_text().is_some() && self.from_env.contains_key(&(node.line, node.column))
+    }
+
+    /// Whether any scalar in `node` read a variable.
+    fn touches_env(&self, node: &Node) -> bool {
+        match &node.kind {
+            NodeKind::Scalar(_) => self.is_from_env(node),
+            NodeKind::Sequence(items) => items.iter().any(|item| self.touches_env(item)),
+            NodeKind::Mapping(entries) => entries.iter().any(|(_, value)| self.touches_env(value)),
+        }
+    }
+
+    /// A scalar's text as the file has it: `${VAR}` where it read a variable, never the
+    /// value. Every message that quotes a value quotes this.
+    fn shown<'n>(&'n self, node: &'n Node) -> &'n str {
+        match self.from_env.get(&(node.line, node.column)) {
+            Some(written) if node.scalar_text().is_some() => written.as_str(),
+            _ => node.scalar_text().unwrap_or_default(),
+        }
+    }
+
+    /// `node` as JSON, with every scalar that read a variable as its written text.
+    fn written_json(&self, node: &Node) -> serde_json::Value {
+        use serde_json::Value;
+        match &node.kind {
+            NodeKind::Scalar(_) if self.is_from_env(node) => Value::String(self.shown(node).into()),
+            NodeKind::Scalar(_) => node.to_json(),
+            NodeKind::Sequence(items) => {
+                Value::Array(items.iter().map(|item| self.written_json(item)).collect())
+            }
+            NodeKind::Mapping(entries) => Value::Object(
+                entries
+                    .iter()
+                    .map(|(key, value)| {
+                        let key = match key.scalar_text() {
+                            Some(text) => text.to_owned(),
+                            None => key.to_json().to_string(),
+                        };
+                        (key, self.written_json(value))
+                    })
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Shows the field at `pointer` of the serialized table as `node` is written, when any
+    /// of it read a variable.
+    fn show_as_written(&mut self, pointer: String, node: Option<&Node>) {
+        if let Some(node) = node.filter(|node| self.touches_env(node)) {
+            let written = self.written_json(node);
+            self.as_written.push((pointer, written));
+        }
     }
 
     /// The entries of a `name: {...}` mapping (sources, channels), with valid names.
@@ -169,13 +319,12 @@ impl Reader<'_> {
         if is_valid_name(name) {
             Some(name.to_owned())
         } else {
-            self.problem(
-                node,
-                format!(
-                    "{what} name `{name}` is not allowed: use 1 to 64 of `a-z`, `0-9`, `-` and \
-                     `_`, starting with a letter or a digit"
-                ),
+            let message = format!(
+                "{what} name `{}` is not allowed: use 1 to 64 of `a-z`, `0-9`, `-` and `_`, \
+                 starting with a letter or a digit",
+                self.shown(node)
             );
+            self.problem(node, message);
             None
         }
     }
@@ -212,11 +361,12 @@ impl Reader<'_> {
     fn plugin(&mut self, node: &Node, world: World) -> Option<String> {
         let name = self.string(node, &format!("the {world} plugin"))?;
         let installed = || self.plugins.names(world).join(", ");
+        let shown = self.shown(node);
         match self.plugins.world(&name) {
             Some(actual) if actual == world => return Some(name),
             Some(actual) => {
                 let message = format!(
-                    "`{name}` is {} {actual}, not {} {world}; installed {world}s: {}",
+                    "`{shown}` is {} {actual}, not {} {world}; installed {world}s: {}",
                     article(actual),
                     article(world),
                     installed()
@@ -225,7 +375,7 @@ impl Reader<'_> {
             }
             None => {
                 let message = format!(
-                    "plugin `{name}` is not installed; installed {world}s: {}",
+                    "plugin `{shown}` is not installed; installed {world}s: {}",
                     installed()
                 );
                 self.problem(node, message);
@@ -251,6 +401,9 @@ impl Reader<'_> {
             }
         }
         let allowed_hosts = self.allowed_hosts(fields.get("allowed_hosts"));
+        for field in ["adapter", "config", "allowed_hosts"] {
+            self.show_as_written(format!("/sources/{name}/{field}"), fields.get(field));
+        }
         Some(SourceSpec {
             adapter: adapter?,
             config,
@@ -280,6 +433,26 @@ impl Reader<'_> {
             .get("concurrency")
             .filter(|n| !n.is_null())
             .and_then(|n| self.concurrency(n));
+        for field in [
+            "plugin",
+            "config",
+            "allowed_hosts",
+            "rate_limit",
+            "concurrency",
+        ] {
+            self.show_as_written(format!("/channels/{name}/{field}"), fields.get(field));
+        }
+        // Given secrets show by name only, whatever they read; a list names vault secrets.
+        let listed = fields.get("secrets").filter(|n| n.as_sequence().is_some());
+        self.show_as_written(format!("/channels/{name}/secrets"), listed);
+        let schedule = fields.get("retry").map(|retry| {
+            let fields = retry.as_mapping().unwrap_or_default();
+            let schedule = fields
+                .iter()
+                .find(|(k, _)| k.scalar_text() == Some("schedule"));
+            schedule.map_or(retry, |(_, schedule)| schedule)
+        });
+        self.show_as_written(format!("/channels/{name}/retry_schedule"), schedule);
         Some(ChannelSpec {
             plugin: plugin?,
             config,
@@ -332,10 +505,10 @@ impl Reader<'_> {
         };
         if let Some(items) = node.as_sequence() {
             // The vault keeps channel secrets; an adapter's secret stays in the environment.
-            let example = items
-                .first()
-                .and_then(Node::scalar_text)
-                .unwrap_or("secret");
+            let example = match items.first() {
+                Some(first) if first.scalar_text().is_some() => self.shown(first).to_owned(),
+                _ => "secret".to_owned(),
+            };
             self.problem(
                 node,
                 format!(
@@ -367,7 +540,8 @@ impl Reader<'_> {
                 .insert(name.to_owned(), SecretSource::Vault)
                 .is_some()
             {
-                self.problem(item, format!("secret `{name}` is listed twice"));
+                let message = format!("secret `{}` is listed twice", self.shown(item));
+                self.problem(item, message);
             }
         }
         secrets
@@ -441,7 +615,7 @@ impl Reader<'_> {
                 );
                 continue;
             };
-            match check_host(entry) {
+            match check_host(entry, self.shown(item)) {
                 Ok(host) => hosts.push(host),
                 Err(message) => self.problem(item, message),
             }
@@ -473,6 +647,14 @@ impl Reader<'_> {
         for item in items {
             match item.scalar_text().map(yaml::parse_duration) {
                 Some(Ok(delay)) => delays.push(delay),
+                // The parser's message quotes the value, and may quote a part of it.
+                Some(Err(_)) if self.is_from_env(item) => {
+                    let message = format!(
+                        "invalid delay `{}`: write it like 100ms, 5s, 5m or 2h",
+                        self.shown(item)
+                    );
+                    self.problem(item, message);
+                }
                 Some(Err(message)) => self.problem(item, message),
                 None => self.problem(
                     item,
@@ -497,7 +679,7 @@ impl Reader<'_> {
         });
         if parsed.is_none() {
             let found = match node.scalar_text() {
-                Some(text) => format!("`{text}`"),
+                Some(_) => format!("`{}`", self.shown(node)),
                 None => node.describe().to_owned(),
             };
             self.problem(
@@ -516,7 +698,10 @@ impl Reader<'_> {
             .and_then(|text| text.parse::<u32>().ok())
             .filter(|n| *n >= 1);
         if value.is_none() {
-            let found = node.scalar_text().unwrap_or(node.describe());
+            let found = match node.scalar_text() {
+                Some(_) => self.shown(node).to_owned(),
+                None => node.describe().to_owned(),
+            };
             self.problem(
                 node,
                 format!("`concurrency` must be a whole number of at least 1, found {found}"),
@@ -550,15 +735,18 @@ impl Reader<'_> {
             let name = name_node.and_then(|n| self.name(n, "route"));
             if let (Some(name), Some(name_node)) = (&name, name_node) {
                 if let Some(first) = seen.get(name) {
-                    let message = format!("route name `{name}` is already used at line {first}");
+                    let message = format!(
+                        "route name `{}` is already used at line {first}",
+                        self.shown(name_node)
+                    );
                     self.problem(name_node, message);
                 } else {
                     seen.insert(name.clone(), name_node.line);
                 }
             }
-            let what = match &name {
-                Some(name) => format!("route `{name}`"),
-                None => what,
+            let what = match (&name, name_node) {
+                (Some(_), Some(name_node)) => format!("route `{}`", self.shown(name_node)),
+                _ => what,
             };
             let matcher = self
                 .required(&fields, "match", item, &what)
@@ -567,6 +755,10 @@ impl Reader<'_> {
                 .required(&fields, "to", item, &what)
                 .map(|n| self.route_to(n, &what, channels));
             if let (Some(name), Some(matcher), Some(to)) = (name, matcher, to) {
+                for field in ["name", "match", "to"] {
+                    let pointer = format!("/routes/{}/{field}", routes.len());
+                    self.show_as_written(pointer, fields.get(field));
+                }
                 routes.push(Route {
                     name: Arc::from(name),
                     matcher,
@@ -583,7 +775,19 @@ impl Reader<'_> {
             None => Some(KindPattern::new("*").expect("`*` is a valid pattern")),
             Some(kind) => match kind.scalar_text().filter(|_| !kind.is_null()) {
                 Some(pattern) => KindPattern::new(pattern)
-                    .map_err(|message| self.problem(kind, message))
+                    .map_err(|message| {
+                        // The pattern's message quotes the value.
+                        let message = if self.is_from_env(kind) {
+                            format!(
+                                "kind pattern `{}` is not valid: it must not be empty or hold \
+                                 white space, and only `*` and `?` are special",
+                                self.shown(kind)
+                            )
+                        } else {
+                            message
+                        };
+                        self.problem(kind, message)
+                    })
                     .ok(),
                 None => {
                     self.problem(
@@ -695,15 +899,14 @@ impl Reader<'_> {
                 } else {
                     format!("channels: {}", channels.join(", "))
                 };
-                self.problem(
-                    item,
-                    format!("{what} sends to unknown channel `{channel}`; {known}"),
+                let message = format!(
+                    "{what} sends to unknown channel `{}`; {known}",
+                    self.shown(item)
                 );
+                self.problem(item, message);
             } else if to.iter().any(|c| &**c == channel) {
-                self.warnings.push(Problem::at(
-                    item,
-                    format!("{what} lists channel `{channel}` twice"),
-                ));
+                let message = format!("{what} lists channel `{}` twice", self.shown(item));
+                self.warning(item, message);
             } else {
                 to.push(Arc::from(channel));
             }
@@ -743,11 +946,12 @@ pub(crate) fn is_valid_secret_name(name: &str) -> bool {
 /// An `allowed_hosts` entry as `fetch` compares it: an exact host name or IP address, or
 /// `*.domain` for any name under the domain. Lowercased, because host names are
 /// case-insensitive.
-fn check_host(entry: &str) -> Result<String, String> {
+/// `shown` is the entry as written, for the message.
+fn check_host(entry: &str, shown: &str) -> Result<String, String> {
     let host = entry.trim().to_ascii_lowercase();
     let refuse = || {
         Err(format!(
-            "`{entry}` is not a host name: write `api.example.com` or `*.example.com`, \
+            "`{shown}` is not a host name: write `api.example.com` or `*.example.com`, \
              without scheme, port or path"
         ))
     };

@@ -749,3 +749,152 @@ async fn the_watcher_follows_the_file_and_skips_bad_versions() {
     assert_eq!(route_name(&live.current()), "second");
     watcher.abort();
 }
+
+/// Every variable's value holds `CANARY`, so a message or a serialized table that shows
+/// one is caught by a substring search.
+fn canary_env(name: &str) -> Option<String> {
+    match name {
+        "C_NUMBER" => Some("not-a-number-CANARY".into()),
+        "C_HOST" => Some("https://host.example.com/CANARY".into()),
+        "C_PLUGIN" => Some("plugin-CANARY".into()),
+        "C_RATE" => Some("fast-CANARY".into()),
+        "C_DELAY" => Some("5 parsecs CANARY".into()),
+        "C_KIND" => Some("kind with space CANARY".into()),
+        "C_CHANNEL" => Some("channel-canary".into()),
+        "C_NAME" => Some("Route CANARY".into()),
+        "C_URL" => Some("https://hooks.example.com/services/CANARY".into()),
+        "C_TOKEN" => Some("token-CANARY".into()),
+        "C_GOOD_HOST" => Some("canary.example.com".into()),
+        "C_ROUTE" => Some("canary-route".into()),
+        _ => None,
+    }
+}
+
+/// A file with a mistake in every field a variable can feed.
+const EVERY_FIELD_FROM_ENV: &str = "channels:
+  a:
+    plugin: ${C_PLUGIN}
+    concurrency: ${C_NUMBER}
+    allowed_hosts: [\"${C_HOST}\"]
+    rate_limit: ${C_RATE}
+    retry: { schedule: [\"${C_DELAY}\"] }
+    secrets: [ok, \"${C_TOKEN}\", \"${C_TOKEN}\"]
+routes:
+  - name: ${C_NAME}
+    match: { kind: \"${C_KIND}\" }
+    to: [a, \"${C_CHANNEL}\"]
+  - name: ok
+    match: {}
+    to: [a, a, \"${MISSING_VARIABLE}\"]
+";
+
+#[test]
+fn problems_quote_variables_as_written_never_their_values() {
+    let error = RouteTable::parse(
+        EVERY_FIELD_FROM_ENV,
+        "routes.yaml",
+        &canary_env,
+        &TestCatalog,
+    )
+    .expect_err("every field is wrong");
+    let text = error.to_string();
+    assert!(!text.to_ascii_uppercase().contains("CANARY"), "{text}");
+    for written in [
+        "${C_PLUGIN}",
+        "${C_NUMBER}",
+        "${C_HOST}",
+        "${C_RATE}",
+        "${C_DELAY}",
+        "${C_KIND}",
+        "${C_CHANNEL}",
+        "${C_NAME}",
+        "${C_TOKEN}",
+        "MISSING_VARIABLE",
+    ] {
+        assert!(text.contains(written), "{written} is not quoted:\n{text}");
+    }
+}
+
+#[test]
+fn a_submitted_file_is_checked_without_reading_values() {
+    let is_set = |name: &str| canary_env(name).is_some();
+    let error =
+        RouteTable::check_submitted(EVERY_FIELD_FROM_ENV, "request body", &is_set, &TestCatalog)
+            .expect_err("a variable is unset and a channel is listed twice");
+    let problems: Vec<&str> = error
+        .problems()
+        .iter()
+        .map(|p| p.message.as_str())
+        .collect();
+    // Only what can be judged without a value: the unset variable, by name.
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert!(
+        problems[0].contains("`MISSING_VARIABLE` is not set"),
+        "{problems:?}"
+    );
+
+    // A file whose variables are all set passes, whatever their values, and its warnings
+    // judge nothing a variable feeds.
+    let fine = EVERY_FIELD_FROM_ENV.replace("\"${MISSING_VARIABLE}\"", "a");
+    let table = RouteTable::check_submitted(&fine, "request body", &is_set, &TestCatalog).unwrap();
+    let shown = format!(
+        "{:?} {}",
+        table.warnings(),
+        serde_json::to_value(&table).unwrap()
+    );
+    assert!(!shown.to_ascii_uppercase().contains("CANARY"), "{shown}");
+    // The same file, loaded with the values, is refused: loading judges them.
+    assert!(RouteTable::parse(&fine, "routes.yaml", &canary_env, &TestCatalog).is_err());
+}
+
+#[test]
+fn a_table_serializes_as_written() {
+    let text = "sources:
+  shop:
+    adapter: webhook-standard
+    secret: ${C_TOKEN}
+    config: { tolerance: 5m, note: \"${C_TOKEN}\" }
+channels:
+  a:
+    plugin: webhook
+    config: { url: \"${C_URL}\", headers: { x-token: \"Bearer ${C_TOKEN}\" }, plain: 1 }
+    secrets: { signing_key: \"${C_TOKEN}\" }
+    allowed_hosts: [\"${C_GOOD_HOST}\", literal.example.com]
+  b:
+    plugin: log
+    secrets: [\"${C_TOKEN}\"]
+routes:
+  - name: ${C_ROUTE}
+    match: { kind: \"*\" }
+    to: [a, b]
+";
+    let table = RouteTable::parse(text, "routes.yaml", &canary_env, &TestCatalog).unwrap();
+    // The plugins get the values.
+    let a = table.channel("a").unwrap();
+    assert_eq!(a.config["url"], "https://hooks.example.com/services/CANARY");
+    assert_eq!(a.allowed_hosts[0], "canary.example.com");
+    assert_eq!(&*table.routes()[0].name, "canary-route");
+    // What is shown has the references.
+    let json = serde_json::to_value(&table).unwrap();
+    assert!(
+        !json.to_string().to_ascii_uppercase().contains("CANARY"),
+        "{json:#}"
+    );
+    assert_eq!(
+        json["channels"]["a"]["config"],
+        json!({"url": "${C_URL}", "headers": {"x-token": "Bearer ${C_TOKEN}"}, "plain": 1})
+    );
+    assert_eq!(
+        json["channels"]["a"]["allowed_hosts"],
+        json!(["${C_GOOD_HOST}", "literal.example.com"])
+    );
+    assert_eq!(json["channels"]["a"]["secrets"], json!(["signing_key"]));
+    assert_eq!(json["channels"]["b"]["secrets"], json!(["${C_TOKEN}"]));
+    assert_eq!(json["sources"]["shop"]["secrets"], json!(["secret"]));
+    assert_eq!(json["sources"]["shop"]["config"]["note"], "${C_TOKEN}");
+    assert_eq!(json["routes"][0]["name"], "${C_ROUTE}");
+    assert_eq!(json["routes"][0]["to"], json!(["a", "b"]));
+    // Fields without variables keep their typed form.
+    assert_eq!(json["channels"]["a"]["plugin"], "webhook");
+    assert_eq!(json["channels"]["a"]["retry_schedule"][0], "5s");
+}
