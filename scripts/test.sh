@@ -171,7 +171,8 @@ step "fuzzing: YAML reader, JSON drafts, Standard Webhooks (cargo fuzz, bounded 
 # fuzz/ is a workspace of its own (it builds the SDK and host/src/yaml.rs, never the whole
 # host), with its own target dir: its instrumented builds share nothing with ours. cargo-fuzz
 # passes nightly-only flags (-Z sanitizer, sancov); RUSTC_BOOTSTRAP=1 lets the pinned stable
-# toolchain accept them, and stable ships the AddressSanitizer runtime for this target.
+# toolchain accept them, and stable ships the AddressSanitizer runtime for this target
+# (SWITCHYARD_FUZZ_SANITIZER=none fuzzes without it, where it is missing).
 # Each target runs SWITCHYARD_FUZZ_SECS seconds from its seeds, its regressions and the
 # corpus earlier runs grew (fuzz/corpus, not committed); any crash, panic, or input slower
 # than 5 s fails the run and leaves the input in fuzz/artifacts/TARGET/.
@@ -187,7 +188,7 @@ fuzz() {
   local command="$1"
   shift
   RUSTC_BOOTSTRAP=1 CARGO_TARGET_DIR="$fuzz_target_dir" \
-    cargo fuzz "$command" --sanitizer address --debug-assertions "$@"
+    cargo fuzz "$command" --sanitizer "${SWITCHYARD_FUZZ_SANITIZER:-address}" --debug-assertions "$@"
 }
 fuzz build
 for target in yaml drafts webhooks; do
