@@ -14,6 +14,15 @@
 //! store:
 //!   url: sqlite://.switchyard/switchyard.db   # default sqlite://<data_dir>/switchyard.db
 //!   retention: 30d         # delete settled notifications older than this; default: keep all
+//! server:
+//!   header_read_timeout: 10s   # a request's head must arrive within this; 0: no limit
+//!   idle_timeout: 60s          # a connection idle this long between requests is closed;
+//!                              # 0: no limit. Upgraded WebSockets keep themselves alive.
+//!   max_connections: 1024      # open at once; one more is answered 503 and closed
+//! graphql:
+//!   max_batch: 10              # the most queries in one batched request
+//!   max_complexity: 1000       # the most one request may cost, a batch's queries added up;
+//!                              # a list costs its `limit` times what one item costs
 //! api:
 //!   max_body_bytes: 1048576
 //!   idempotency_window: 24h
@@ -120,6 +129,10 @@ pub struct Config {
     pub master_key_file: Option<PathBuf>,
     /// The store.
     pub store: StoreConfig,
+    /// The HTTP server's connections.
+    pub server: ServerConfig,
+    /// The GraphQL front door's limits.
+    pub graphql: GraphqlConfig,
     /// The REST API.
     pub api: ApiConfig,
     /// The channel workers.
@@ -279,6 +292,28 @@ pub struct StoreConfig {
     pub retention: Option<Duration>,
 }
 
+/// The `server` section: what one client's connections may hold, so that slow or idle
+/// ones cannot crowd out the rest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConfig {
+    /// How long a request's head may take to arrive: from the connection's start for its
+    /// first request, from the first byte for later ones. Zero is no limit.
+    pub header_read_timeout: Duration,
+    /// How long a connection may sit idle between requests. Zero is no limit.
+    pub idle_timeout: Duration,
+    /// The most connections open at once (upgraded WebSockets included).
+    pub max_connections: usize,
+}
+
+/// The `graphql` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GraphqlConfig {
+    /// The most queries in one batched request.
+    pub max_batch: usize,
+    /// The most one request may cost: one query, or a batch's queries added up.
+    pub max_complexity: usize,
+}
+
 /// The `api` section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiConfig {
@@ -328,6 +363,15 @@ impl Default for Config {
             routes: None,
             master_key_file: None,
             store: StoreConfig::default(),
+            server: ServerConfig {
+                header_read_timeout: Duration::from_secs(10),
+                idle_timeout: Duration::from_secs(60),
+                max_connections: 1024,
+            },
+            graphql: GraphqlConfig {
+                max_batch: 10,
+                max_complexity: 1000,
+            },
             api: ApiConfig {
                 max_body_bytes: 1024 * 1024,
                 idempotency_window: Duration::from_secs(24 * 3600),
@@ -690,6 +734,41 @@ const SETTINGS: &[Setting] = &[
             } else {
                 Some(duration(n)?)
             };
+            Ok(())
+        },
+    },
+    Setting {
+        key: "server.header_read_timeout",
+        apply: |c, n| {
+            c.server.header_read_timeout = duration(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "server.idle_timeout",
+        apply: |c, n| {
+            c.server.idle_timeout = duration(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "server.max_connections",
+        apply: |c, n| {
+            c.server.max_connections = integer(n, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "graphql.max_batch",
+        apply: |c, n| {
+            c.graphql.max_batch = integer(n, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "graphql.max_complexity",
+        apply: |c, n| {
+            c.graphql.max_complexity = integer(n, 1)?;
             Ok(())
         },
     },

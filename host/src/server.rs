@@ -1,23 +1,31 @@
 //! `switchyard serve`: the HTTP server around a [`Hub`]: the API, its docs, metrics and
 //! health checks.
 
+use std::future::Future as _;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll, Waker, ready};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use poem::endpoint::make_sync;
-use poem::listener::{Acceptor as _, Listener, TcpListener};
+use poem::http::uri::Scheme;
+use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::web::Data;
 use poem::web::headers::{ContentLength, HeaderMapExt};
+use poem::web::{LocalAddr, RemoteAddr};
 use poem::{
     Endpoint, EndpointExt, IntoResponse, Request, Response, Route, handler, http::StatusCode,
 };
 use poem_openapi::OpenApiService;
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
 
 use crate::admin::api::{PluginAdminApi, SessionApi};
 use crate::admin::{self, Admin, Clock, Console};
-use crate::config::Config;
+use crate::config::{Config, ServerConfig};
 use crate::ingress::{hooks::HooksApi, problem_response, rest::Api};
 use crate::pipeline::Hub;
 
@@ -47,6 +55,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         .into_acceptor()
         .await
         .with_context(|| format!("could not listen on {}", config.listen))?;
+    let listener = GuardedAcceptor::new(listener, &config.server);
     let address = listener
         .local_addr()
         .first()
@@ -352,4 +361,370 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let _ = interrupt.await;
     tracing::info!("shutdown requested");
+}
+
+// ---- Connection limits -----------------------------------------------------------------
+//
+// poem's `Server` offers an idle timeout, but it counts any byte as activity (so a client
+// trickling a header byte every few seconds is never idle), and it cannot reach hyper's
+// header read timeout (hyper needs a timer poem does not give it, and hyper's timer also
+// runs between keep-alive requests, which would make it the idle timeout too). So the
+// acceptor is wrapped: it caps the connections open at once, and each connection's IO
+// follows the HTTP/1 exchange closely enough to give every phase its own deadline.
+
+/// The limits on each connection, from the `server` section.
+#[derive(Debug, Clone, Copy)]
+struct ConnectionLimits {
+    /// How long a request head may take to arrive, from the connection's start or from a
+    /// keep-alive connection's first byte of the next request; `None` is no limit.
+    header_read_timeout: Option<Duration>,
+    /// How long a connection may sit between requests; `None` is no limit.
+    idle_timeout: Option<Duration>,
+}
+
+/// The most refusals being written at once; beyond it a connection over the cap is
+/// closed without an answer, so a flood costs no more than this many tasks.
+const MAX_REFUSALS_IN_FLIGHT: usize = 64;
+/// How long a refusal may take to write, and to drain what the client sent.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(1);
+/// The most a refusal reads of the client's request before closing: closing a socket with
+/// unread data resets it, and the client might then never see the 503.
+const REFUSAL_DRAIN_BYTES: usize = 64 * 1024;
+
+/// An acceptor that hands out at most `max_connections` connections at once, each under
+/// [`ConnectionLimits`].
+struct GuardedAcceptor<A> {
+    inner: A,
+    slots: Arc<Semaphore>,
+    max_connections: usize,
+    refusals: Arc<Semaphore>,
+    limits: ConnectionLimits,
+}
+
+impl<A: Acceptor> GuardedAcceptor<A> {
+    fn new(inner: A, server: &ServerConfig) -> Self {
+        let off = |timeout: Duration| Some(timeout).filter(|t| !t.is_zero());
+        GuardedAcceptor {
+            inner,
+            slots: Arc::new(Semaphore::new(server.max_connections)),
+            max_connections: server.max_connections,
+            refusals: Arc::new(Semaphore::new(MAX_REFUSALS_IN_FLIGHT)),
+            limits: ConnectionLimits {
+                header_read_timeout: off(server.header_read_timeout),
+                idle_timeout: off(server.idle_timeout),
+            },
+        }
+    }
+
+    /// Answers a connection over the cap with a 503 and closes it, in the background.
+    fn refuse(&self, mut io: A::Io) {
+        metrics::counter!("switchyard_http_connections_refused_total").increment(1);
+        let Ok(permit) = self.refusals.clone().try_acquire_owned() else {
+            return;
+        };
+        let answer = refusal(self.max_connections);
+        tokio::spawn(async move {
+            let _permit = permit;
+            let _ = tokio::time::timeout(REFUSAL_TIMEOUT, async {
+                io.write_all(answer.as_bytes()).await?;
+                io.shutdown().await?;
+                let mut sink = [0u8; 4096];
+                let mut drained = 0;
+                while drained < REFUSAL_DRAIN_BYTES {
+                    match io.read(&mut sink).await? {
+                        0 => break,
+                        n => drained += n,
+                    }
+                }
+                Ok::<_, std::io::Error>(())
+            })
+            .await;
+        });
+    }
+}
+
+/// The answer to a connection over the cap: a problem body, like every other error.
+fn refusal(max_connections: usize) -> String {
+    let problem = crate::ingress::Problem::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!(
+            "the hub has {max_connections} connections open, the most it takes \
+             (server.max_connections); retry shortly"
+        ),
+    )
+    .code("too-many-connections");
+    let body = serde_json::to_string(&problem).expect("a problem serializes");
+    format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/problem+json\r\n\
+         retry-after: 1\r\nconnection: close\r\ncontent-length: {}\r\n\r\n{body}",
+        body.len()
+    )
+}
+
+impl<A: Acceptor> Acceptor for GuardedAcceptor<A> {
+    type Io = GuardedIo<A::Io>;
+
+    fn local_addr(&self) -> Vec<LocalAddr> {
+        self.inner.local_addr()
+    }
+
+    async fn accept(&mut self) -> std::io::Result<(Self::Io, LocalAddr, RemoteAddr, Scheme)> {
+        loop {
+            let (io, local, remote, scheme) = self.inner.accept().await?;
+            match self.slots.clone().try_acquire_owned() {
+                Ok(slot) => {
+                    return Ok((GuardedIo::new(io, slot, self.limits), local, remote, scheme));
+                }
+                Err(_) => self.refuse(io),
+            }
+        }
+    }
+}
+
+/// Where a connection is in its exchange, as far as its bytes tell, and so which deadline
+/// applies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Phase {
+    /// Waiting for a request's first byte: on a new connection the header read timeout
+    /// runs from its start; between keep-alive requests the idle timeout runs from the
+    /// last byte written.
+    AwaitingRequest {
+        deadline: Option<Instant>,
+        first: bool,
+    },
+    /// Reading a request head, which ends at an empty line; `newlines` counts the line
+    /// ends seen with nothing between them.
+    ReadingHead {
+        deadline: Option<Instant>,
+        newlines: u8,
+    },
+    /// The head is in: the body, the handler and the answer take what they take (the
+    /// body size is capped elsewhere).
+    Handling,
+    /// Upgraded (a WebSocket): the protocol on top keeps itself alive, so no deadline.
+    Tunnel,
+    /// HTTP/2 with prior knowledge: streams interleave, so only the idle timeout applies,
+    /// from the last byte either way.
+    Http2 { deadline: Option<Instant> },
+}
+
+/// A connection's IO that closes it when its phase's deadline passes, and holds one of
+/// the acceptor's slots for as long as it lives (an upgraded connection included).
+struct GuardedIo<T> {
+    inner: T,
+    _slot: OwnedSemaphorePermit,
+    limits: ConnectionLimits,
+    phase: Phase,
+    timer: Pin<Box<Sleep>>,
+    armed_for: Option<Instant>,
+    /// The reader waiting for bytes, woken when a write moves the deadline so that it
+    /// arms the new one.
+    read_waker: Option<Waker>,
+}
+
+impl<T> GuardedIo<T> {
+    fn new(inner: T, slot: OwnedSemaphorePermit, limits: ConnectionLimits) -> Self {
+        let now = Instant::now();
+        GuardedIo {
+            inner,
+            _slot: slot,
+            limits,
+            phase: Phase::AwaitingRequest {
+                deadline: limits.header_read_timeout.map(|t| now + t),
+                first: true,
+            },
+            timer: Box::pin(tokio::time::sleep_until(now)),
+            armed_for: None,
+            read_waker: None,
+        }
+    }
+
+    fn idle_deadline(&self) -> Option<Instant> {
+        self.limits.idle_timeout.map(|t| Instant::now() + t)
+    }
+
+    /// Follows the request through the bytes just read.
+    fn on_read(&mut self, bytes: &[u8]) {
+        if bytes.is_empty() {
+            return;
+        }
+        if let Phase::AwaitingRequest { deadline, first } = self.phase {
+            if first && bytes.starts_with(b"PRI * HTTP/2.0") {
+                self.phase = Phase::Http2 {
+                    deadline: self.idle_deadline(),
+                };
+                return;
+            }
+            // The first request's head must arrive within the timeout of the connection
+            // opening; a later one's within the timeout of its first byte.
+            let deadline = if first {
+                deadline
+            } else {
+                self.limits.header_read_timeout.map(|t| Instant::now() + t)
+            };
+            self.phase = Phase::ReadingHead {
+                deadline,
+                newlines: 0,
+            };
+        }
+        match self.phase {
+            Phase::ReadingHead {
+                deadline,
+                mut newlines,
+            } => {
+                for &byte in bytes {
+                    match byte {
+                        b'\n' => newlines += 1,
+                        b'\r' => {}
+                        _ => newlines = 0,
+                    }
+                    if newlines == 2 {
+                        self.phase = Phase::Handling;
+                        return;
+                    }
+                }
+                self.phase = Phase::ReadingHead { deadline, newlines };
+            }
+            Phase::Http2 { .. } => {
+                self.phase = Phase::Http2 {
+                    deadline: self.idle_deadline(),
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Follows the answer through the bytes about to be written.
+    fn on_write(&mut self, bytes: &[u8]) {
+        let before = self.phase;
+        self.phase = match self.phase {
+            // An interim answer asks for the body; the request is still being handled.
+            Phase::Handling if bytes.starts_with(b"HTTP/1.1 100 ") => Phase::Handling,
+            Phase::Handling if bytes.starts_with(b"HTTP/1.1 101 ") => Phase::Tunnel,
+            Phase::Tunnel => Phase::Tunnel,
+            Phase::Http2 { .. } => Phase::Http2 {
+                deadline: self.idle_deadline(),
+            },
+            // An answer under way, or an error answer to a bad head: the connection idles
+            // from its last byte until the next request.
+            _ => Phase::AwaitingRequest {
+                deadline: self.idle_deadline(),
+                first: false,
+            },
+        };
+        if self.phase != before
+            && let Some(waker) = self.read_waker.take()
+        {
+            waker.wake();
+        }
+    }
+
+    fn deadline(&self) -> Option<(Instant, &'static str)> {
+        match self.phase {
+            Phase::AwaitingRequest {
+                deadline: Some(deadline),
+                first: true,
+            } => Some((deadline, "header_read_timeout")),
+            Phase::AwaitingRequest {
+                deadline: Some(deadline),
+                first: false,
+            }
+            | Phase::Http2 {
+                deadline: Some(deadline),
+            } => Some((deadline, "idle_timeout")),
+            Phase::ReadingHead {
+                deadline: Some(deadline),
+                ..
+            } => Some((deadline, "header_read_timeout")),
+            _ => None,
+        }
+    }
+
+    /// Ready with the error that closes the connection once the deadline has passed.
+    fn poll_deadline(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Error> {
+        let Some((deadline, limit)) = self.deadline() else {
+            return Poll::Pending;
+        };
+        if self.armed_for != Some(deadline) {
+            self.timer.as_mut().reset(deadline);
+            self.armed_for = Some(deadline);
+        }
+        ready!(self.timer.as_mut().poll(cx));
+        metrics::counter!("switchyard_http_connections_timed_out_total", "limit" => limit)
+            .increment(1);
+        Poll::Ready(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("the connection passed server.{limit}"),
+        ))
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for GuardedIo<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = &mut *self;
+        let before = buf.filled().len();
+        match Pin::new(&mut this.inner).poll_read(cx, buf) {
+            Poll::Ready(Ok(())) => {
+                this.on_read(&buf.filled()[before..]);
+                Poll::Ready(Ok(()))
+            }
+            Poll::Ready(Err(error)) => Poll::Ready(Err(error)),
+            Poll::Pending => {
+                if !this
+                    .read_waker
+                    .as_ref()
+                    .is_some_and(|waker| waker.will_wake(cx.waker()))
+                {
+                    this.read_waker = Some(cx.waker().clone());
+                }
+                this.poll_deadline(cx).map(Err)
+            }
+        }
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for GuardedIo<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let written = ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
+        this.on_write(&buf[..written]);
+        Poll::Ready(Ok(written))
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        let this = &mut *self;
+        let written = ready!(Pin::new(&mut this.inner).poll_write_vectored(cx, bufs))?;
+        if written > 0 {
+            let first = bufs
+                .iter()
+                .find(|b| !b.is_empty())
+                .map_or(&[][..], |b| &b[..]);
+            this.on_write(&first[..first.len().min(written)]);
+        }
+        Poll::Ready(Ok(written))
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
 }

@@ -15,6 +15,7 @@ mod disk_full;
 mod graphql;
 mod hooks;
 mod idempotency;
+mod limits;
 mod lost_database;
 mod nginx;
 mod ops;

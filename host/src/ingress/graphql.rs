@@ -19,12 +19,17 @@
 //! and `plugins` need `admin`, the mutations need `send`. A field refused is an error with
 //! `code: insufficient-scope` and `status: 403` naming the scope.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
+use async_graphql::extensions::{Extension, ExtensionContext, ExtensionFactory, NextValidation};
 use async_graphql::http::{GraphiQLSource, WebSocketProtocols, WsMessage};
 use async_graphql::{
-    Context, Data, ErrorExtensions, InputObject, Object, Schema, SimpleObject, Subscription,
+    BatchRequest, Context, Data, ErrorExtensions, InputObject, Object, Schema, ServerError,
+    SimpleObject, Subscription, ValidationResult,
 };
 use async_graphql_poem::{GraphQLBatchRequest, GraphQLBatchResponse, GraphQLProtocol};
 use futures::{SinkExt as _, Stream, StreamExt as _};
@@ -52,21 +57,106 @@ pub const GRAPHQL_SOURCE: &str = "graphql";
 /// (notification, deliveries, attempt log, field); the rest of the room is for the
 /// introspection query clients and GraphiQL send, whose type references nest about 15 deep.
 pub const MAX_DEPTH: usize = 20;
-/// The most costly query accepted: one point per field, more for fields that read the
-/// store once per parent (see [`Notification::deliveries`]). The full introspection query
-/// clients send fits well within it.
-pub const MAX_COMPLEXITY: usize = 1000;
 
 /// The schema, with the hub as its data.
 pub type GraphQlSchema = Schema<QueryRoot, MutationRoot, SubscriptionRoot>;
 
-/// Builds the schema over `hub`, with the depth and complexity limits.
+/// Builds the schema over `hub`, with the depth limit and `graphql.max_complexity`.
+///
+/// A query costs one point per field; a list page costs its `limit` times what one item
+/// costs (see [`page_cost`]), and fields that read the store once per parent cost more (see
+/// [`Notification::deliveries`]). The full introspection query clients send fits well
+/// within the default. A batch's queries share one budget (see [`BatchCost`]).
 pub fn schema(hub: Arc<Hub>) -> GraphQlSchema {
+    let max_complexity = hub.config.graphql.max_complexity;
     Schema::build(QueryRoot, MutationRoot, SubscriptionRoot)
         .data(hub)
         .limit_depth(MAX_DEPTH)
-        .limit_complexity(MAX_COMPLEXITY)
+        .limit_complexity(max_complexity)
+        .extension(ChargeBatchCost)
         .finish()
+}
+
+/// What a page of a listing costs: what one item costs, times the items it may hold (an
+/// invalid `limit` is refused when the field runs, so it costs next to nothing here).
+fn page_cost(limit: Option<i32>, child_complexity: usize) -> usize {
+    let items = page_limit(limit.map(i64::from)).unwrap_or(1) as usize;
+    1 + items.saturating_mul(child_complexity)
+}
+
+/// The cost a batch of queries may still spend. Every query is checked against
+/// `graphql.max_complexity` alone by async-graphql; this makes the batch as a whole keep to
+/// it too, so twenty cheap-looking queries cannot add up to one huge answer.
+struct BatchCost {
+    left: AtomicUsize,
+    limit: usize,
+}
+
+impl BatchCost {
+    /// Takes `cost` from what is left, or refuses the query that would cost it.
+    fn charge(&self, cost: usize) -> Result<(), ServerError> {
+        self.left
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |left| {
+                left.checked_sub(cost)
+            })
+            .map(drop)
+            .map_err(|left| {
+                let mut error = ServerError::new(
+                    format!(
+                        "this batch costs more than {} (graphql.max_complexity), counting \
+                         every query in it: this query costs {cost} and {left} is left; send \
+                         fewer queries, or smaller pages (a page costs its `limit` times \
+                         what one item costs)",
+                        self.limit
+                    ),
+                    None,
+                );
+                error
+                    .extensions
+                    .get_or_insert_with(Default::default)
+                    .set("code", "too-costly");
+                error
+            })
+    }
+}
+
+/// Charges each query of a batch its cost, as validation computes it, to the batch's
+/// [`BatchCost`] (found in the request's data; a request outside a batch has none).
+struct ChargeBatchCost;
+
+impl ExtensionFactory for ChargeBatchCost {
+    fn create(&self) -> Arc<dyn Extension> {
+        Arc::new(ChargeBatchCost)
+    }
+}
+
+// `Extension` is declared with `#[async_trait]`; this is the signature that macro expands
+// to, written out so the hub needs no macro crate for one method.
+impl Extension for ChargeBatchCost {
+    fn validation<'life0, 'life1, 'life2, 'life3, 'async_trait>(
+        &'life0 self,
+        ctx: &'life1 ExtensionContext<'life2>,
+        next: NextValidation<'life3>,
+    ) -> Pin<
+        Box<dyn Future<Output = Result<ValidationResult, Vec<ServerError>>> + Send + 'async_trait>,
+    >
+    where
+        'life0: 'async_trait,
+        'life1: 'async_trait,
+        'life2: 'async_trait,
+        'life3: 'async_trait,
+        Self: 'async_trait,
+    {
+        Box::pin(async move {
+            let result = next.run(ctx).await?;
+            if let Some(batch) = ctx.data_opt::<Arc<BatchCost>>() {
+                batch
+                    .charge(result.complexity)
+                    .map_err(|error| vec![error])?;
+            }
+            Ok(result)
+        })
+    }
 }
 
 /// The endpoints under `/graphql`, to be nested there.
@@ -103,7 +193,10 @@ pub struct QueryRoot;
 impl QueryRoot {
     /// Notifications, newest first, as `GET /api/v1/notifications` lists them.
     #[allow(clippy::too_many_arguments)] // one per GraphQL argument
-    #[graphql(guard = "Needs(Scope::Read)")]
+    #[graphql(
+        guard = "Needs(Scope::Read)",
+        complexity = "page_cost(limit, child_complexity)"
+    )]
     async fn notifications(
         &self,
         ctx: &Context<'_>,
@@ -164,7 +257,10 @@ impl QueryRoot {
     }
 
     /// Deliveries that ran out of retries or failed for good, newest first.
-    #[graphql(guard = "Needs(Scope::Read)")]
+    #[graphql(
+        guard = "Needs(Scope::Read)",
+        complexity = "page_cost(limit, child_complexity)"
+    )]
     async fn dead_letters(
         &self,
         ctx: &Context<'_>,
@@ -833,6 +929,20 @@ impl FrontDoor {
         let batch = GraphQLBatchRequest::from_request(&request, &mut body).await?;
         // The fields' guards check its scopes ([`Needs`]).
         let batch = batch.0.data(token);
+        let limits = &self.hub.config.graphql;
+        let batch = match batch {
+            BatchRequest::Batch(queries) if queries.len() > limits.max_batch => {
+                return Ok(batch_too_large(queries.len(), limits.max_batch));
+            }
+            BatchRequest::Batch(queries) => {
+                let cost = Arc::new(BatchCost {
+                    left: AtomicUsize::new(limits.max_complexity),
+                    limit: limits.max_complexity,
+                });
+                BatchRequest::Batch(queries.into_iter().map(|q| q.data(cost.clone())).collect())
+            }
+            single => single,
+        };
         Ok(GraphQLBatchResponse(self.schema.execute_batch(batch).await).into_response())
     }
 
