@@ -335,3 +335,123 @@ impl SharedLimiter {
         Ok(left.min(want as u64) as u32)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A `redis-server` of its own on a free loopback port, stopped when dropped.
+    struct RedisServer {
+        child: std::process::Child,
+        url: String,
+    }
+
+    impl RedisServer {
+        fn start() -> Option<RedisServer> {
+            let port = std::net::TcpListener::bind("127.0.0.1:0")
+                .ok()?
+                .local_addr()
+                .ok()?
+                .port();
+            let child = std::process::Command::new("redis-server")
+                .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+                .args(["--save", "", "--appendonly", "no"])
+                .stdout(std::process::Stdio::null())
+                .spawn()
+                .ok()?;
+            Some(RedisServer {
+                child,
+                url: format!("redis://127.0.0.1:{port}"),
+            })
+        }
+    }
+
+    impl Drop for RedisServer {
+        fn drop(&mut self) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+
+    fn notification(id: &str, payload: &str) -> Notification {
+        Notification {
+            id: id.into(),
+            kind: "invoice.paid".into(),
+            source: "api".into(),
+            attributes: Vec::new(),
+            payload: payload.into(),
+            idempotency_key: Some("invoice-42".into()),
+            created_at: 0,
+        }
+    }
+
+    /// The Kafka path's keys agree with the store's: a key is its owner's (token and
+    /// source), a repeat of the same notification is a duplicate of the first, and the
+    /// same key with another notification is refused.
+    #[tokio::test]
+    async fn a_notification_key_is_its_owners_and_carries_its_fingerprint() {
+        let Some(server) = RedisServer::start() else {
+            panic!("this test needs `redis-server` on the PATH");
+        };
+        let mut shared = None;
+        for _ in 0..100 {
+            if let Ok(connected) = Shared::connect(&server.url).await {
+                shared = Some(connected);
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let shared = shared.expect("redis-server answers within 5 s");
+        let window = Duration::from_secs(60);
+        let (a, b) = ("token:a:api", "token:b:api");
+        let first = notification("n1", "{\"invoice\":42}");
+        let claim = |owner: &'static str, n: Notification| {
+            let shared = shared.clone();
+            async move {
+                shared
+                    .claim_notifications(owner, &[&n], window)
+                    .await
+                    .unwrap()
+            }
+        };
+
+        assert_eq!(claim(a, first.clone()).await, [NotificationClaim::New]);
+        // Another owner's same key: its own.
+        assert_eq!(
+            claim(b, notification("n2", "{\"invoice\":42}")).await,
+            [NotificationClaim::New]
+        );
+        // The same owner, the same notification: the first one's id.
+        assert_eq!(
+            claim(a, notification("n3", "{\"invoice\":42}")).await,
+            [NotificationClaim::Duplicate("n1".into())]
+        );
+        // The same owner, another notification under the key: refused.
+        assert_eq!(
+            claim(a, notification("n4", "{\"invoice\":43}")).await,
+            [NotificationClaim::Reused]
+        );
+        // Within one request, a repeat of its own key is a duplicate of its first.
+        let (x, y) = (
+            Notification {
+                idempotency_key: Some("k2".into()),
+                ..notification("n5", "{}")
+            },
+            Notification {
+                idempotency_key: Some("k2".into()),
+                ..notification("n6", "{}")
+            },
+        );
+        let claims = shared
+            .claim_notifications(a, &[&x, &y], window)
+            .await
+            .unwrap();
+        assert_eq!(
+            claims,
+            [
+                NotificationClaim::New,
+                NotificationClaim::Duplicate("n5".into())
+            ]
+        );
+    }
+}

@@ -120,6 +120,8 @@ impl Tokens {
 
 /// Refuses `token` unless it may do what needs `scope`: 403 with a problem naming the
 /// missing scope.
+// The problem is built only on the refusal path, and callers need it by value.
+#[allow(clippy::result_large_err)]
 pub fn require(token: &TokenRecord, scope: Scope) -> Result<(), Problem> {
     if token.scopes.allow(scope) {
         return Ok(());

@@ -156,6 +156,7 @@ struct Caller {
 
 impl Caller {
     /// Refuses a frame that needs a scope the caller's token lacks.
+    #[allow(clippy::result_large_err)] // the problem exists only on the refusal path
     fn require(&self, scope: Scope) -> Result<(), Problem> {
         match &self.token {
             Some(token) => auth::require(token, scope),
