@@ -431,3 +431,84 @@ async fn over_http_a_token_is_required_and_get_is_graphiql() {
     let html = page.0.into_body().into_string().await.unwrap();
     assert!(html.contains("graphiql"), "{html}");
 }
+
+#[tokio::test]
+async fn a_page_costs_its_limit_times_an_item() {
+    let f = fixture().await;
+    let page =
+        "query($limit: Int) { notifications(limit: $limit) { items { id deliveries { state } } } }";
+    // 20 items of 13 points fit; 500 of them, or a limit given as a variable, do not.
+    f.data(page, json!({ "limit": 20 })).await;
+    let error = only_error(&f.execute(page, json!({ "limit": 500 })).await);
+    assert_eq!(error["message"], "Query is too complex.");
+    let inline = "{ deadLetters(limit: 500) { items { deliveryId notificationId kind channel } } }";
+    assert_eq!(
+        only_error(&f.execute(inline, json!({})).await)["message"],
+        "Query is too complex."
+    );
+    // An invalid limit is refused by the field, not by its cost.
+    let error = only_error(&f.execute(page, json!({ "limit": 100000 })).await);
+    assert_eq!(error["message"], "limit 100000 is not between 1 and 500");
+}
+
+#[tokio::test]
+async fn over_http_a_batch_is_capped_in_size_and_costed_as_a_whole() {
+    let f = fixture().await;
+    let client = app(&f).await;
+    let token = f
+        .hub
+        .tokens
+        .create("graphql-batch", Scopes::ALL)
+        .await
+        .unwrap()
+        .token;
+    let post = |body: Value| {
+        client
+            .post("/graphql")
+            .header("authorization", format!("Bearer {token}"))
+            .body_json(&body)
+            .send()
+    };
+
+    let cheap = json!({ "query": "{ routes { channels } }" });
+    let eleven: Vec<Value> = (0..11).map(|_| cheap.clone()).collect();
+    let refused = post(json!(eleven)).await;
+    refused.assert_status(StatusCode::BAD_REQUEST);
+    let body: Value = refused.0.into_body().into_json().await.unwrap();
+    assert_eq!(
+        body["errors"][0]["extensions"]["code"], "batch-too-large",
+        "{body}"
+    );
+    assert!(
+        body["errors"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("at most 10"),
+        "{body}"
+    );
+
+    let ten: Vec<Value> = (0..10).map(|_| cheap.clone()).collect();
+    let answered = post(json!(ten)).await;
+    answered.assert_status_is_ok();
+    let body: Value = answered.0.into_body().into_json().await.unwrap();
+    assert_eq!(body.as_array().unwrap().len(), 10);
+    assert!(
+        body.as_array()
+            .unwrap()
+            .iter()
+            .all(|a| a["errors"].is_null()),
+        "{body}"
+    );
+
+    // Each page alone fits (1 + 300 * 2 points); two of them do not.
+    let page = json!({ "query": "{ notifications(limit: 300) { items { id } } }" });
+    let answered = post(json!([page, page])).await;
+    answered.assert_status_is_ok();
+    let body: Value = answered.0.into_body().into_json().await.unwrap();
+    assert!(body[0]["errors"].is_null(), "{body}");
+    assert_eq!(
+        body[1]["errors"][0]["extensions"]["code"], "too-costly",
+        "{body}"
+    );
+    assert_eq!(body[1]["data"], Value::Null, "{body}");
+}
