@@ -22,6 +22,7 @@ mod ops;
 mod reload;
 mod retries;
 mod scopes;
+mod secrets;
 mod support;
 #[path = "../shared/tansu.rs"]
 mod tansu;
