@@ -5,6 +5,7 @@
 //! When a test fails, the hub's stdout and stderr are printed (see `support::Hub`'s `Drop`).
 
 mod admin;
+mod admin_limits;
 mod bad_input;
 mod brokers;
 mod browser;

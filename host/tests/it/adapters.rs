@@ -321,6 +321,47 @@ async fn webhook_standard_accepts_the_specification_vector() {
     );
 }
 
+/// Up to five `v1` signatures are looked at; a header with more is refused with
+/// `too-many-signatures` at once, however large the body: 40,000 made-up signatures over a
+/// 1 MiB body come back well within the CPU deadline that hashing them all would hit.
+#[tokio::test]
+async fn webhook_standard_refuses_more_than_five_signatures() {
+    let plugin = load(&runtime_at(SW_TIMESTAMP), "webhook-standard").await;
+    let grants = sw_grants(SW_SECRET);
+    let decoy = "v1,bm9wZQ==";
+    let five = format!("{decoy} {decoy} {decoy} {decoy} {SW_SIGNATURE}");
+    only(
+        plugin
+            .handle(&grants, sw_vector(&five, SW_BODY))
+            .await
+            .unwrap(),
+    );
+    let six = format!("{SW_SIGNATURE} {decoy} {decoy} {decoy} {decoy} {decoy}");
+    let r = rejected(
+        plugin
+            .handle(&grants, sw_vector(&six, SW_BODY))
+            .await
+            .unwrap(),
+    );
+    assert_eq!((r.status, r.code.as_str()), (401, "too-many-signatures"));
+
+    let body = format!(r#"{{"pad": "{}"}}"#, "a".repeat(1024 * 1024));
+    let flood = vec!["v1,AAAA"; 40_000].join(" ");
+    let started = std::time::Instant::now();
+    let r = rejected(
+        plugin
+            .handle(&grants, sw_vector(&flood, body.as_bytes()))
+            .await
+            .unwrap(),
+    );
+    assert_eq!((r.status, r.code.as_str()), (401, "too-many-signatures"));
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(1),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
 #[tokio::test]
 async fn webhook_standard_refuses_a_wrong_signature_or_a_tampered_body() {
     let plugin = load(&runtime_at(SW_TIMESTAMP), "webhook-standard").await;
@@ -641,6 +682,11 @@ fn gh_sign(secret: &str, body: &[u8]) -> String {
     format!("sha256={hex}")
 }
 
+/// The idempotency key the adapter gives a delivery with `signature`: the signature.
+fn gh_replay_key(signature: &str) -> String {
+    signature.replacen("sha256=", "sha256:", 1)
+}
+
 fn gh_request(event: &str, signature: &str, body: &[u8]) -> Request {
     http_request(
         &[
@@ -689,8 +735,8 @@ async fn webhook_github_maps_an_event_with_an_action() {
         ]
     );
     assert_eq!(
-        draft.idempotency_key.as_deref(),
-        Some("72d3162e-cc78-11e3-81ab-4c9367dc0958")
+        draft.idempotency_key,
+        Some(gh_replay_key(&gh_sign(GH_SECRET, &body)))
     );
     assert_eq!(
         payload(&draft),
@@ -729,7 +775,7 @@ async fn webhook_github_maps_an_event_without_an_action_or_repository() {
     assert_eq!(draft.kind, "github.organization");
     assert_eq!(
         draft.attributes,
-        [("event".to_string(), "organization".to_string())]
+        [("event".to_string(), "organization".to_string()),]
     );
 }
 
@@ -845,11 +891,75 @@ async fn webhook_github_reads_lowercase_headers_and_form_bodies() {
     );
     let draft = only(plugin.handle(&gh_grants(), request).await.unwrap());
     assert_eq!(draft.kind, "github.issues.opened");
-    assert_eq!(draft.idempotency_key.as_deref(), Some("d-2"));
+    assert_eq!(attribute(&draft, "delivery"), None);
+    assert_eq!(
+        draft.idempotency_key,
+        Some(gh_replay_key(&gh_sign(GH_SECRET, form.as_bytes())))
+    );
     assert_eq!(
         payload(&draft),
         serde_json::from_slice::<Value>(&json_body).unwrap()
     );
+}
+
+/// The signature covers the body only: a captured delivery sent again with another
+/// delivery id, or even another event name, still verifies. Its idempotency key is the
+/// signature, so the hub counts it as a duplicate within the idempotency window; another
+/// body gets another key.
+#[tokio::test]
+async fn webhook_github_replays_of_one_signed_body_share_one_idempotency_key() {
+    let plugin = load(&runtime(), "webhook-github").await;
+    let grants = gh_grants();
+    let body = issue_opened();
+    let signature = gh_sign(GH_SECRET, &body);
+    let send = |event: &'static str, delivery: &'static str| {
+        http_request(
+            &[
+                ("Content-Type", "application/json"),
+                ("X-GitHub-Event", event),
+                ("X-GitHub-Delivery", delivery),
+                ("X-Hub-Signature-256", &signature),
+            ],
+            &body,
+        )
+    };
+    let original = only(
+        plugin
+            .handle(&grants, send("issues", "guid-1"))
+            .await
+            .unwrap(),
+    );
+    let replayed = only(
+        plugin
+            .handle(&grants, send("issues", "guid-2"))
+            .await
+            .unwrap(),
+    );
+    let relabelled = only(
+        plugin
+            .handle(&grants, send("deployment", "guid-3"))
+            .await
+            .unwrap(),
+    );
+    let key = Some(gh_replay_key(&signature));
+    assert_eq!(original.idempotency_key, key);
+    assert_eq!(replayed.idempotency_key, key);
+    assert_eq!(relabelled.idempotency_key, key);
+    // The unsigned headers still say what they say: the kind follows X-GitHub-Event, which
+    // is why the key must not.
+    assert_eq!(relabelled.kind, "github.deployment.opened");
+    assert_eq!(replayed.attributes, original.attributes);
+
+    let mut other = issue_opened();
+    other.extend_from_slice(b" ");
+    let other_signature = gh_sign(GH_SECRET, &other);
+    let different = only(
+        plugin
+            .handle(&grants, gh_request("issues", &other_signature, &other))
+            .await
+            .unwrap(),
+    );
+    assert_ne!(different.idempotency_key, key);
 }
 
 /// `payload=<urlencoded JSON>`, as GitHub posts with the form content type.

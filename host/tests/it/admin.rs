@@ -1,6 +1,8 @@
 //! The admin console at the HTTP level: the session cookie's literal attributes, id
 //! rotation at sign-in, CSRF refusals, lockout, idle and absolute timeouts on a clock the
-//! test moves, sign-in through the API, plugin uploads, and sessions kept in the real Redis.
+//! test moves, sign-in through the API, plugin uploads, and sessions kept in the real Redis;
+//! and the limits on all that: nothing stored for anonymous visitors, capped usernames, a
+//! bounded number of password hashes at once, uploads refused before their file is read.
 //!
 //! Each test runs the whole HTTP app of a real hub (SQLite in a temporary directory) and
 //! plays the browser: it keeps the cookie the server sets and sends it back.
@@ -13,7 +15,7 @@ use poem::EndpointExt;
 use poem::endpoint::BoxEndpoint;
 use poem::http::StatusCode;
 use poem::test::{TestClient, TestForm, TestFormField, TestResponse};
-use switchyard::admin::{Clock, Console};
+use switchyard::admin::{Clock, Console, ExpiringSessions};
 use switchyard::config::Config;
 use switchyard::pipeline::Hub;
 
@@ -28,10 +30,16 @@ struct Admin {
     now: Arc<AtomicI64>,
     cookie: Option<String>,
     hub: Arc<Hub>,
+    /// The session store the app uses, to count what it keeps.
+    sessions: ExpiringSessions,
     _dir: tempfile::TempDir,
 }
 
 async fn admin_with(sessions: &str) -> Admin {
+    admin_configured(sessions, |_| {}).await
+}
+
+async fn admin_configured(sessions: &str, configure: impl FnOnce(&mut Config)) -> Admin {
     let dir = tempfile::tempdir().unwrap();
     let mut config = Config {
         data_dir: dir.path().to_path_buf(),
@@ -39,12 +47,14 @@ async fn admin_with(sessions: &str) -> Admin {
     };
     config.admin.sessions = sessions.to_owned();
     config.plugins.max_upload_bytes = 8 * 1024 * 1024;
+    configure(&mut config);
     let now = Arc::new(AtomicI64::new(switchyard::store::now_ms()));
     let clock = {
         let now = now.clone();
         Clock::from_fn(move || now.load(Ordering::SeqCst))
     };
     let console = Console::open(&config.admin, clock).await.unwrap();
+    let sessions = console.sessions.clone();
     let hub = Hub::start(config).await.unwrap();
     switchyard::admin::users::create_user(&hub.store, "admin", PASSWORD)
         .await
@@ -56,6 +66,7 @@ async fn admin_with(sessions: &str) -> Admin {
         now,
         cookie: None,
         hub,
+        sessions,
         _dir: dir,
     }
 }
@@ -526,4 +537,265 @@ async fn the_openapi_spec_documents_sign_in_with_the_session_cookie() {
     );
     assert!(spec["paths"]["/api/v1/session/csrf"]["get"].is_object());
     assert!(spec["paths"]["/api/v1/plugins"]["post"].is_object());
+}
+
+/// Anonymous visitors cost the session store nothing: a thousand `GET
+/// /api/v1/session/csrf` and sign-in forms store no session, and the token of any of them
+/// still signs in (which stores exactly one).
+#[tokio::test]
+async fn anonymous_csrf_tokens_and_sign_in_forms_store_no_sessions() {
+    let mut admin = admin().await;
+    for _ in 0..1000 {
+        admin.cookie = None;
+        admin
+            .get("/api/v1/session/csrf")
+            .await
+            .assert_status_is_ok();
+    }
+    for _ in 0..100 {
+        admin.cookie = None;
+        admin.page("/admin/login").await;
+    }
+    assert_eq!(admin.sessions.count().await.unwrap(), 0);
+
+    // The browser keeps its (unstored) pre-session cookie, so a reload shows the same
+    // token, and a wrong password does not spend it.
+    let (_, token) = admin.page("/admin/login").await;
+    let (_, again) = admin.page("/admin/login").await;
+    assert_eq!(token, again);
+    admin
+        .sign_in("admin", "not the password")
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    assert_eq!(admin.sessions.count().await.unwrap(), 0);
+    admin
+        .sign_in("admin", PASSWORD)
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+    assert_eq!(admin.sessions.count().await.unwrap(), 1);
+
+    // Another browser's token does not go with this browser's cookie.
+    let mut other = admin_with("memory").await;
+    let (_, foreign) = other.page("/admin/login").await;
+    admin.cookie = None;
+    admin.page("/admin/login").await;
+    admin
+        .post_form(
+            "/admin/login",
+            &[
+                ("username", "admin"),
+                ("password", PASSWORD),
+                ("csrf_token", &foreign),
+            ],
+        )
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+    // Nor does a cookie without the token, or a made-up cookie with its own digest.
+    admin.cookie = Some("A".repeat(43));
+    admin
+        .post_form(
+            "/admin/login",
+            &[("username", "admin"), ("password", PASSWORD)],
+        )
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+    other
+        .sign_in("admin", PASSWORD)
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+}
+
+/// The same with sessions in Redis: anonymous calls add no key.
+#[tokio::test]
+async fn anonymous_csrf_tokens_store_nothing_in_redis() {
+    // A database of its own, so other tests' sessions do not count.
+    const REDIS: &str = "redis://127.0.0.1:6379/8";
+    let mut admin = admin_with(REDIS).await;
+    let before = admin.sessions.count().await.unwrap();
+    for _ in 0..1000 {
+        admin.cookie = None;
+        admin
+            .get("/api/v1/session/csrf")
+            .await
+            .assert_status_is_ok();
+    }
+    assert_eq!(admin.sessions.count().await.unwrap(), before);
+    let response = admin.get("/api/v1/session/csrf").await;
+    let token = response
+        .json()
+        .await
+        .value()
+        .object()
+        .get("csrf_token")
+        .string()
+        .to_owned();
+    let response = api_sign_in(&admin, &token, PASSWORD).await;
+    response.assert_status_is_ok();
+    assert_eq!(admin.sessions.count().await.unwrap(), before + 1);
+}
+
+/// A username over `admin.max_username_bytes` gets the wrong-password answer, is not
+/// echoed back, and leaves no failure behind; one at the cap counts as usual.
+#[tokio::test]
+async fn over_long_usernames_are_refused_without_a_trace() {
+    let mut admin = admin().await;
+    let long = format!("{}x", "a".repeat(64));
+    let response = admin.sign_in(&long, "not the password").await;
+    response.assert_status(StatusCode::UNAUTHORIZED);
+    let page = response.0.into_body().into_string().await.unwrap();
+    assert!(page.contains("Wrong username or password."), "{page}");
+    assert!(!page.contains(&long));
+    let hub = admin.hub.clone();
+    let store = &hub.store;
+    assert_eq!(store.login_failures_since(&long, 0).await.unwrap(), 0);
+
+    let response = admin.get("/api/v1/session/csrf").await;
+    let token = response
+        .json()
+        .await
+        .value()
+        .object()
+        .get("csrf_token")
+        .string()
+        .to_owned();
+    let huge = "u".repeat(1_000_000);
+    let response = admin
+        .client
+        .post("/api/v1/session")
+        .header("cookie", admin.cookie_header())
+        .header("x-csrf-token", &token)
+        .body_json(&serde_json::json!({ "username": huge, "password": "x" }))
+        .send()
+        .await;
+    response.assert_status(StatusCode::UNAUTHORIZED);
+    response
+        .json()
+        .await
+        .value()
+        .object()
+        .get("detail")
+        .assert_string("Wrong username or password.");
+    assert_eq!(store.login_failures_since(&huge, 0).await.unwrap(), 0);
+
+    let at_cap = "a".repeat(64);
+    admin
+        .sign_in(&at_cap, "not the password")
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    assert_eq!(store.login_failures_since(&at_cap, 0).await.unwrap(), 1);
+
+    // The cap is a setting.
+    let mut roomy = admin_configured("memory", |c| c.admin.max_username_bytes = 100).await;
+    roomy
+        .sign_in(&long, "not the password")
+        .await
+        .assert_status(StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        roomy
+            .hub
+            .store
+            .login_failures_since(&long, 0)
+            .await
+            .unwrap(),
+        1
+    );
+}
+
+/// With one password hash at a time and no wait, sign-ins that arrive together are
+/// partly refused with 503 `busy` and `Retry-After` instead of queueing; nothing is
+/// counted against the account for them.
+#[tokio::test]
+async fn sign_ins_beyond_the_hashing_limit_get_503() {
+    let mut admin = admin_configured("memory", |c| {
+        c.admin.password_hash_concurrency = 1;
+        c.admin.password_hash_wait = std::time::Duration::ZERO;
+    })
+    .await;
+    let response = admin.get("/api/v1/session/csrf").await;
+    let token = response
+        .json()
+        .await
+        .value()
+        .object()
+        .get("csrf_token")
+        .string()
+        .to_owned();
+    let attempts = (0..8).map(|_| api_sign_in(&admin, &token, "not the password"));
+    let answers = futures::future::join_all(attempts).await;
+    let mut busy = 0;
+    let mut wrong = 0;
+    for response in answers {
+        match response.0.status() {
+            StatusCode::SERVICE_UNAVAILABLE => {
+                assert!(response.0.headers().contains_key("retry-after"));
+                response
+                    .json()
+                    .await
+                    .value()
+                    .object()
+                    .get("code")
+                    .assert_string("busy");
+                busy += 1;
+            }
+            StatusCode::UNAUTHORIZED => wrong += 1,
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert!(
+        busy >= 1,
+        "8 at once with one slot: {wrong} hashed, none refused"
+    );
+    assert!(wrong >= 1, "the first one hashes");
+    assert_eq!(
+        admin
+            .hub
+            .store
+            .login_failures_since("admin", 0)
+            .await
+            .unwrap(),
+        wrong,
+        "only the hashed attempts count"
+    );
+}
+
+/// The upload form must send its CSRF token first: a body that starts with the file is
+/// refused before the file is read, and a signed-out visitor gets nothing read at all.
+#[tokio::test]
+async fn uploads_need_a_session_and_the_token_before_the_file() {
+    let mut admin = admin().await;
+    let form = || {
+        TestForm::new()
+            .field(
+                TestFormField::bytes(test_plugin("trivial"))
+                    .name("file")
+                    .filename("plugin.wasm"),
+            )
+            .text("name", "mine")
+    };
+    // Signed out.
+    admin
+        .client
+        .post("/admin/plugins")
+        .multipart(form())
+        .send()
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+
+    admin.sign_in("admin", PASSWORD).await;
+    let (_, token) = admin.page("/admin/plugins").await;
+    // The token after the file.
+    admin
+        .client
+        .post("/admin/plugins")
+        .header("cookie", admin.cookie_header())
+        .multipart(form().text("csrf_token", &token))
+        .send()
+        .await
+        .assert_status(StatusCode::FORBIDDEN);
+    assert!(admin.hub.plugins.uploaded().await.unwrap().is_empty());
+    // The form's order works.
+    upload(&admin, &token, "mine", test_plugin("trivial"))
+        .await
+        .assert_status(StatusCode::SEE_OTHER);
+    assert_eq!(admin.hub.plugins.uploaded().await.unwrap().len(), 1);
 }

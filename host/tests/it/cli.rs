@@ -254,3 +254,72 @@ fn admin_unlock_ends_a_lockout() {
     assert!(ok, "{out}");
     assert!(out.contains("`ops` had no failed sign-ins"), "{out}");
 }
+
+/// `admin unlock NAME` ends a lockout at once: that name's failed sign-ins are forgotten
+/// and its right password works again, while other locked names stay locked.
+#[test]
+fn admin_unlock_ends_a_lockout() {
+    use switchyard::admin::users::{self, SignInError, SignInLimits};
+    use switchyard::crypto::HashLimiter;
+
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let output = Command::new(env!("CARGO_BIN_EXE_switchyard"))
+            .args(args)
+            .env("SWITCHYARD_DATA_DIR", dir.path())
+            .env("SWITCHYARD_ADMIN_PASSWORD", "a long enough password")
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), text)
+    };
+    let (ok, out) = run(&["admin", "create-user", "ops"]);
+    assert!(ok, "{out}");
+
+    let url = format!("sqlite://{}", dir.path().join("switchyard.db").display());
+    let limits = SignInLimits {
+        max_username_bytes: users::MAX_USERNAME_BYTES,
+        hashing: HashLimiter::new(1, std::time::Duration::from_secs(10)),
+    };
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    let try_sign_in = |name: &'static str, password: &'static str| {
+        tokio.block_on(async {
+            let store = switchyard::store::Store::open(&url).await.unwrap();
+            let now = switchyard::store::now_ms();
+            let outcome = users::sign_in(&store, &limits, name, password, now).await;
+            store.close().await;
+            outcome
+        })
+    };
+    for name in ["ops", "nobody"] {
+        for _ in 0..users::MAX_FAILURES {
+            assert!(matches!(
+                try_sign_in(name, "wrong"),
+                Err(SignInError::WrongCredentials)
+            ));
+        }
+    }
+    assert!(matches!(
+        try_sign_in("ops", "a long enough password"),
+        Err(SignInError::Locked)
+    ));
+
+    let (ok, out) = run(&["admin", "unlock", "ops"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("Unlocked `ops`"), "{out}");
+    assert!(out.contains("10 failed sign-ins"), "{out}");
+    assert_eq!(
+        try_sign_in("ops", "a long enough password").unwrap(),
+        "ops"
+    );
+    assert!(matches!(
+        try_sign_in("nobody", "wrong"),
+        Err(SignInError::Locked)
+    ));
+
+    // A name with nothing to forget is not an error, but says so.
+    let (ok, out) = run(&["admin", "unlock", "ops"]);
+    assert!(ok, "{out}");
+    assert!(out.contains("`ops` had no failed sign-ins"), "{out}");
+}

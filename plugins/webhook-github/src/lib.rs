@@ -12,10 +12,12 @@
 //! - attributes `event`, `action` (when there is one) and `repository` (the body's
 //!   `repository.full_name`, when there is one), for routes to match on;
 //! - payload: the event's JSON;
-//! - attribute `delivery`: `X-GitHub-Delivery`, the GUID GitHub keeps when it redelivers;
 //! - idempotency key: `sha256:<hex>`, the verified signature itself (the HMAC of the body),
 //!   so the same signed body counts once within the hub's idempotency window whatever
-//!   delivery id or event name comes with it.
+//!   delivery id comes with it (GitHub's own redelivery keeps the body, so it is a
+//!   duplicate too). The delivery id is not an attribute: a replay under a new id is then
+//!   the same notification, answered as a duplicate; a replay under another event name is
+//!   a different notification under a used key, refused with 409 `idempotency-key-reused`.
 //!
 //! # What the signature does not cover
 //!
@@ -104,9 +106,6 @@ impl Adapter for GitHub {
             .and_then(Value::as_str)
         {
             draft = draft.attribute("repository", repository);
-        }
-        if let Some(delivery) = delivery {
-            draft = draft.attribute("delivery", delivery);
         }
         Ok(vec![draft.idempotency_key(replay_key(&tag))])
     }
