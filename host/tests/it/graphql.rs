@@ -131,10 +131,10 @@ async fn a_sent_notification_is_stored_routed_and_delivered() {
         json!([{ "attempt": 1, "outcome": "delivered" }])
     );
 
-    // The same idempotency key again: nothing new, the first id back.
+    // The same notification with the same idempotency key: nothing new, the first id back.
     let again = f
         .data(
-            "mutation { sendNotification(input: {kind: \"invoice.paid\", idempotencyKey: \"inv-1\"}) { id duplicate } }",
+            "mutation { sendNotification(input: {kind: \"invoice.paid\", attributes: {team: \"billing\"}, payload: {amount: 42}, idempotencyKey: \"inv-1\"}) { id duplicate } }",
             json!({}),
         )
         .await;
@@ -142,6 +142,17 @@ async fn a_sent_notification_is_stored_routed_and_delivered() {
         again["sendNotification"],
         json!({ "id": id, "duplicate": true })
     );
+
+    // The same key on a different notification is refused as a 409, not taken for a repeat.
+    let reused = f
+        .execute(
+            "mutation { sendNotification(input: {kind: \"invoice.paid\", idempotencyKey: \"inv-1\"}) { id duplicate } }",
+            json!({}),
+        )
+        .await;
+    let error = only_error(&reused);
+    assert_eq!(error["extensions"]["status"], 409, "{error}");
+    assert_eq!(error["extensions"]["code"], "idempotency-key-reused", "{error}");
 
     // An unknown id is null, not an error.
     let missing = f.data(NOTIFICATION, json!({ "id": "nope" })).await;
