@@ -594,7 +594,6 @@ impl Api {
     /// `${VAR}` references are checked by name only: an unset variable without a default
     /// is a problem, but the hub's environment values are neither read nor judged here
     /// (they are when the file is loaded), so the answer reveals none of them.
-    ///
     #[oai(path = "/routes/validate", method = "post", tag = "Tag::Routes")]
     async fn validate_routes(
         &self,

@@ -514,13 +514,18 @@ impl Store {
 
     /// Forgets idempotency keys older than the window.
     pub async fn purge_idempotency_keys(&self, window_ms: i64) -> Result<u64> {
-        on_writer!(self, "purge_idempotency_keys", Nothing, |pool, Db, dialect| {
-            let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-                .bind(now_ms() - window_ms)
-                .execute(pool)
-                .await?;
-            Ok(done.rows_affected())
-        })
+        on_writer!(
+            self,
+            "purge_idempotency_keys",
+            Nothing,
+            |pool, Db, dialect| {
+                let done = sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                    .bind(now_ms() - window_ms)
+                    .execute(pool)
+                    .await?;
+                Ok(done.rows_affected())
+            }
+        )
     }
 
     /// Where `consumer` stopped reading the stream (0 before its first commit).
@@ -651,21 +656,26 @@ impl Store {
     /// leases, so nothing is released: a dead process's leases run out, and then
     /// [`Store::lease_due`] takes them over.
     pub async fn release_foreign_leases(&self, owner: &str) -> Result<u64> {
-        on_writer!(self, "release_foreign_leases", Nothing, |pool, Db, dialect| {
-            if dialect == Dialect::Postgres {
-                return Ok(0);
-            }
-            let done = sqlx::query(
-                "UPDATE deliveries SET next_at = $1, lease_owner = NULL \
+        on_writer!(
+            self,
+            "release_foreign_leases",
+            Nothing,
+            |pool, Db, dialect| {
+                if dialect == Dialect::Postgres {
+                    return Ok(0);
+                }
+                let done = sqlx::query(
+                    "UPDATE deliveries SET next_at = $1, lease_owner = NULL \
                  WHERE state = 'pending' AND NOT on_broker \
                  AND lease_owner IS NOT NULL AND lease_owner <> $2",
-            )
-            .bind(now_ms())
-            .bind(owner)
-            .execute(pool)
-            .await?;
-            Ok(done.rows_affected())
-        })
+                )
+                .bind(now_ms())
+                .bind(owner)
+                .execute(pool)
+                .await?;
+                Ok(done.rows_affected())
+            }
+        )
     }
 
     /// Leases up to `limit` due deliveries of `channel` to `owner` until `lease_until`.

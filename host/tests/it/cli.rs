@@ -240,10 +240,7 @@ fn admin_unlock_ends_a_lockout() {
     assert!(ok, "{out}");
     assert!(out.contains("Unlocked `ops`"), "{out}");
     assert!(out.contains("10 failed sign-ins"), "{out}");
-    assert_eq!(
-        try_sign_in("ops", "a long enough password").unwrap(),
-        "ops"
-    );
+    assert_eq!(try_sign_in("ops", "a long enough password").unwrap(), "ops");
     assert!(matches!(
         try_sign_in("nobody", "wrong"),
         Err(SignInError::Locked)

@@ -152,7 +152,10 @@ async fn a_sent_notification_is_stored_routed_and_delivered() {
         .await;
     let error = only_error(&reused);
     assert_eq!(error["extensions"]["status"], 409, "{error}");
-    assert_eq!(error["extensions"]["code"], "idempotency-key-reused", "{error}");
+    assert_eq!(
+        error["extensions"]["code"], "idempotency-key-reused",
+        "{error}"
+    );
 
     // An unknown id is null, not an error.
     let missing = f.data(NOTIFICATION, json!({ "id": "nope" })).await;
