@@ -60,7 +60,7 @@ pub(super) async fn run(
     if let Ok(Outcome::Failed(failure)) = &result
         && failure.disable
     {
-        tracing::warn!(%channel, reason = %failure.reason, "the destination says it is gone; check the channel's config");
+        tracing::warn!(%channel, reason = ?failure.reason, "the destination says it is gone; check the channel's config");
     }
     let record = decide(
         &job,

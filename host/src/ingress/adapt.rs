@@ -18,7 +18,7 @@ pub async fn adapt(
     request: runtime::Request,
 ) -> Result<Vec<Draft>, Problem> {
     let unavailable = |why: String| {
-        tracing::error!(adapter, "{why}");
+        tracing::error!(adapter, why = ?why, "an adapter plugin could not be called");
         Problem::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "this front door cannot take notifications right now; retry later",
