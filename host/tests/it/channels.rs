@@ -250,9 +250,11 @@ async fn webhook_never_follows_a_redirect() {
     );
     assert_eq!(failure.status, Some(302));
     assert!(!failure.disable);
+    // The reason says it was a redirect, but not where to: a redirect's path can be as
+    // secret as the webhook URL it came from.
     assert!(
-        failure.reason.contains("/moved"),
-        "the reason names the redirect: {}",
+        failure.reason.contains("redirect") && !failure.reason.contains("/moved"),
+        "the reason names the redirect by its origin only: {}",
         failure.reason
     );
     assert_eq!(only_request(&receiver).path, "/hook");
