@@ -164,13 +164,15 @@ impl ExpiringSessions {
         let store = if url == "memory" {
             SessionStore::Memory(MemorySessions::default())
         } else {
+            // Named by scheme, host and port only: the URL may carry Redis's password.
+            let shown = crate::bus::redacted(url);
             let client = redis::Client::open(url)
-                .map_err(|e| anyhow::anyhow!("admin.sessions `{url}` is not a Redis URL: {e}"))?;
+                .map_err(|e| anyhow::anyhow!("admin.sessions `{shown}` is not a Redis URL: {e}"))?;
             let connection =
                 tokio::time::timeout(Duration::from_secs(5), ConnectionManager::new(client))
                     .await
-                    .map_err(|_| anyhow::anyhow!("Redis at {url} did not answer within 5 s"))?
-                    .map_err(|e| anyhow::anyhow!("could not connect to Redis at {url}: {e}"))?;
+                    .map_err(|_| anyhow::anyhow!("Redis at {shown} did not answer within 5 s"))?
+                    .map_err(|e| anyhow::anyhow!("could not connect to Redis at {shown}: {e}"))?;
             SessionStore::Redis {
                 storage: RedisStorage::new(connection.clone()),
                 connection,
