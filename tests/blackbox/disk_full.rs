@@ -184,7 +184,7 @@ pub(crate) async fn missing(hub: &Hub, accepted: &BTreeSet<String>) -> Vec<Strin
 
 /// Waits until `receiver` has had every id in `accepted` (as `webhook-id`); panics with
 /// how many never came.
-pub(crate) async fn wait_delivered(receiver: &Receiver, accepted: &BTreeSet<String>) {
+async fn wait_delivered(receiver: &Receiver, accepted: &BTreeSet<String>) {
     eventually(
         Duration::from_secs(120),
         &format!("{} accepted notifications delivered", accepted.len()),
@@ -196,6 +196,27 @@ pub(crate) async fn wait_delivered(receiver: &Receiver, accepted: &BTreeSet<Stri
         },
     )
     .await;
+}
+
+/// Waits until every id in `accepted` reached `receiver`, then restarts `hub` (SIGTERM and
+/// start) and asserts that each is still stored: what got a 202 outlives the process.
+pub(crate) async fn delivered_and_kept_across_a_restart(
+    hub: &mut Hub,
+    receiver: &Receiver,
+    accepted: &BTreeSet<String>,
+) {
+    wait_delivered(receiver, accepted).await;
+    hub.sigterm();
+    let status = hub.wait_exit(EXIT_TIMEOUT).await;
+    assert!(status.success(), "the hub exited with {status}");
+    hub.start().await;
+    let lost = missing(hub, accepted).await;
+    assert!(
+        lost.is_empty(),
+        "{} of {} accepted notifications are gone after a restart",
+        lost.len(),
+        accepted.len()
+    );
 }
 
 /// The hub's log lines (both runs, stdout and stderr) that contain `text`.
@@ -294,19 +315,7 @@ async fn a_full_disk_refuses_with_503_and_loses_no_accepted_notification() {
         unready_while_refusing > 0,
         "/readyz said ready every time right after a 503 for a failed commit"
     );
-    wait_delivered(&receiver, &accepted).await;
-
-    hub.sigterm();
-    let status = hub.wait_exit(EXIT_TIMEOUT).await;
-    assert!(status.success(), "the hub exited with {status}");
-    hub.start().await;
-    let lost = missing(&hub, &accepted).await;
-    assert!(
-        lost.is_empty(),
-        "{} of {} accepted notifications are gone after a restart",
-        lost.len(),
-        accepted.len()
-    );
+    delivered_and_kept_across_a_restart(&mut hub, &receiver, &accepted).await;
 
     // One line when the failures started and one when they stopped, not one per request.
     let failing = log_lines(&hub, "store writes are failing");

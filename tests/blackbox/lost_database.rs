@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::disk_full::{Sent, missing, readyz, send_batch, wait_delivered};
-use crate::support::{EXIT_TIMEOUT, Hub, Receiver, one_hook};
+use crate::disk_full::{Sent, delivered_and_kept_across_a_restart, missing, readyz, send_batch};
+use crate::support::{Hub, Receiver, one_hook};
 
 fn postgres_admin_url() -> String {
     std::env::var("SWITCHYARD_TEST_POSTGRES")
@@ -180,17 +180,5 @@ async fn cut_database_connections_lose_no_accepted_notification() {
         accepted.len(),
         &lost[..lost.len().min(3)]
     );
-    wait_delivered(&receiver, &accepted).await;
-
-    hub.sigterm();
-    let status = hub.wait_exit(EXIT_TIMEOUT).await;
-    assert!(status.success(), "the hub exited with {status}");
-    hub.start().await;
-    let lost = missing(&hub, &accepted).await;
-    assert!(
-        lost.is_empty(),
-        "{} of {} accepted notifications are gone after a restart",
-        lost.len(),
-        accepted.len()
-    );
+    delivered_and_kept_across_a_restart(&mut hub, &receiver, &accepted).await;
 }
