@@ -28,7 +28,8 @@ fn kafka_brokers() -> String {
     std::env::var("SWITCHYARD_TEST_KAFKA").unwrap_or_else(|_| "127.0.0.1:9092".to_owned())
 }
 
-fn postgres_admin_url() -> String {
+/// The PostgreSQL database the tests may create their own databases from.
+pub(crate) fn postgres_admin_url() -> String {
     std::env::var("SWITCHYARD_TEST_POSTGRES")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
 }

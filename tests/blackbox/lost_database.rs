@@ -8,13 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use crate::brokers::postgres_admin_url;
 use crate::disk_full::{Sent, delivered_and_kept_across_a_restart, missing, readyz, send_batch};
 use crate::support::{Hub, Receiver, one_hook};
-
-fn postgres_admin_url() -> String {
-    std::env::var("SWITCHYARD_TEST_POSTGRES")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
-}
 
 /// A database of the test's own, so the terminations reach only its hub's connections;
 /// dropped (connections and all) when the test ends, however it ends.
