@@ -18,7 +18,9 @@
 use crate::{Draft, Rejection};
 use serde_json::{Map, Value};
 
-/// The longest kind, attribute name or value, and idempotency key accepted.
+/// The longest kind, attribute name or value, and idempotency key accepted, in characters
+/// (Unicode scalar values, as JSON Schema's `maxLength` counts them). A kind is ASCII, so
+/// its characters are its bytes.
 pub const MAX_TEXT_LEN: usize = 256;
 /// The most attributes one notification may carry.
 pub const MAX_ATTRIBUTES: usize = 64;
@@ -27,10 +29,58 @@ pub const MAX_BATCH: usize = 1000;
 
 /// Parses a request body: one notification, an array of them, or `{"notifications": [...]}`.
 pub fn from_json_body(body: &[u8]) -> Result<Vec<Draft>, Rejection> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
+    from_json_value(&parse(body)?)
+}
+
+/// Parses a request body that must be exactly one notification object, as the REST API's
+/// `POST /api/v1/notifications` takes.
+pub fn from_json_object(body: &[u8]) -> Result<Vec<Draft>, Rejection> {
+    match parse(body)? {
+        Value::Object(object) => Ok(vec![one(&object, "")?]),
+        other => Err(Rejection::invalid_field(
+            "$",
+            format!(
+                "must be one notification object, not {}; send several to /api/v1/notifications/batch",
+                type_name(&other)
+            ),
+        )),
+    }
+}
+
+/// Parses a request body that must be `{"notifications": [...]}`, as the REST API's
+/// `POST /api/v1/notifications/batch` takes.
+pub fn from_json_batch(body: &[u8]) -> Result<Vec<Draft>, Rejection> {
+    match parse(body)? {
+        Value::Object(object) => {
+            if let Some(unknown) = object.keys().find(|k| *k != "notifications") {
+                return Err(Rejection::invalid_field(
+                    unknown.as_str(),
+                    "unknown field; a batch object has only `notifications`",
+                ));
+            }
+            match object.get("notifications") {
+                Some(Value::Array(items)) => list(items, "notifications"),
+                None => Err(Rejection::invalid_field("notifications", "is required")),
+                Some(other) => Err(Rejection::invalid_field(
+                    "notifications",
+                    format!("must be an array, not {}", type_name(other)),
+                )),
+            }
+        }
+        other => Err(Rejection::invalid_field(
+            "$",
+            format!(
+                "must be an object {{\"notifications\": [...]}}, not {}",
+                type_name(&other)
+            ),
+        )),
+    }
+}
+
+fn parse(body: &[u8]) -> Result<Value, Rejection> {
+    serde_json::from_slice(body).map_err(|e| {
         Rejection::bad_request("invalid-json", format!("the body is not valid JSON: {e}"))
-    })?;
-    from_json_value(&value)
+    })
 }
 
 /// Parses an already-decoded JSON value, as [`from_json_body`] does.
@@ -146,10 +196,10 @@ pub fn one(object: &Map<String, Value>, path: &str) -> Result<Draft, Rejection> 
             }
             for (name, value) in map {
                 let at = format!("{}.{name}", field("attributes"));
-                if name.is_empty() || name.len() > MAX_TEXT_LEN {
+                if name.is_empty() || chars_over(name, MAX_TEXT_LEN) {
                     return Err(Rejection::invalid_field(
                         at,
-                        format!("names must be 1 to {MAX_TEXT_LEN} bytes"),
+                        format!("names must be 1 to {MAX_TEXT_LEN} characters"),
                     ));
                 }
                 let text = match value {
@@ -166,10 +216,10 @@ pub fn one(object: &Map<String, Value>, path: &str) -> Result<Draft, Rejection> 
                         ));
                     }
                 };
-                if text.len() > MAX_TEXT_LEN {
+                if chars_over(&text, MAX_TEXT_LEN) {
                     return Err(Rejection::invalid_field(
                         at,
-                        format!("is longer than {MAX_TEXT_LEN} bytes"),
+                        format!("is longer than {MAX_TEXT_LEN} characters"),
                     ));
                 }
                 attributes.push((name.clone(), text));
@@ -185,13 +235,13 @@ pub fn one(object: &Map<String, Value>, path: &str) -> Result<Draft, Rejection> 
 
     let idempotency_key = match object.get("idempotency_key") {
         None | Some(Value::Null) => None,
-        Some(Value::String(key)) if !key.is_empty() && key.len() <= MAX_TEXT_LEN => {
+        Some(Value::String(key)) if !key.is_empty() && !chars_over(key, MAX_TEXT_LEN) => {
             Some(key.clone())
         }
         Some(Value::String(_)) => {
             return Err(Rejection::invalid_field(
                 field("idempotency_key"),
-                format!("must be 1 to {MAX_TEXT_LEN} bytes"),
+                format!("must be 1 to {MAX_TEXT_LEN} characters"),
             ));
         }
         Some(other) => {
@@ -208,6 +258,11 @@ pub fn one(object: &Map<String, Value>, path: &str) -> Result<Draft, Rejection> 
         payload: object.get("payload").unwrap_or(&Value::Null).to_string(),
         idempotency_key,
     })
+}
+
+/// Whether `text` holds more than `max` characters; cheap, as it never counts past `max`.
+fn chars_over(text: &str, max: usize) -> bool {
+    text.len() > max && text.chars().nth(max).is_some()
 }
 
 /// A kind is dotted words: letters, digits, `.`, `_`, `-` and `:`; `*` is reserved for
@@ -316,5 +371,47 @@ mod tests {
         assert_eq!(rejection("[]").field.as_deref(), Some("$"));
         assert_eq!(rejection("42").field.as_deref(), Some("$"));
         assert_eq!(rejection(r#"[1]"#).field.as_deref(), Some("[0]"));
+    }
+
+    #[test]
+    fn the_rest_endpoints_take_exactly_their_own_shape() {
+        assert_eq!(from_json_object(br#"{"kind":"a"}"#).unwrap().len(), 1);
+        for other in [
+            &br#"[{"kind":"a"}]"#[..],
+            br#"{"notifications":[{"kind":"a"}]}"#,
+        ] {
+            assert!(from_json_object(other).is_err(), "{other:?}");
+        }
+        assert_eq!(
+            from_json_batch(br#"{"notifications":[{"kind":"a"},{"kind":"b"}]}"#)
+                .unwrap()
+                .len(),
+            2
+        );
+        for (other, field) in [
+            (&br#"[{"kind":"a"}]"#[..], "$"),
+            (br#"{"kind":"a"}"#, "kind"),
+            (br#"{}"#, "notifications"),
+        ] {
+            let r = from_json_batch(other).expect_err("not a batch object");
+            assert_eq!(r.field.as_deref(), Some(field), "{other:?}");
+        }
+    }
+
+    #[test]
+    fn text_limits_count_characters_as_json_schema_does() {
+        let at_limit = "é".repeat(MAX_TEXT_LEN);
+        let body = serde_json::json!({
+            "kind": "a",
+            "attributes": {at_limit.clone(): at_limit.clone()},
+            "idempotency_key": at_limit,
+        });
+        assert!(from_json_body(body.to_string().as_bytes()).is_ok());
+        let over = "é".repeat(MAX_TEXT_LEN + 1);
+        let body = serde_json::json!({"kind": "a", "idempotency_key": over});
+        assert_eq!(
+            rejection(&body.to_string()).field.as_deref(),
+            Some("idempotency_key")
+        );
     }
 }

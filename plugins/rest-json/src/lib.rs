@@ -1,6 +1,9 @@
 //! The `rest-json` adapter: the REST API's body, a notification in JSON, becomes drafts.
 //!
-//! The body is one notification object, an array of them, or `{"notifications": [...]}`:
+//! `POST /api/v1/notifications` takes one notification object, and
+//! `POST /api/v1/notifications/batch` takes `{"notifications": [...]}`; the host passes the
+//! endpoint as the request path. Any other path takes any of the three shapes (one object,
+//! an array, or the wrapped array).
 //!
 //! ```json
 //! {"kind": "invoice.paid", "attributes": {"region": "eu"}, "payload": {"invoice": 42},
@@ -21,7 +24,12 @@ struct RestJson;
 
 impl Adapter for RestJson {
     fn handle(request: Request) -> Result<Vec<Draft>, Rejection> {
-        switchyard_sdk::drafts::from_json_body(&request.body)
+        use switchyard_sdk::drafts;
+        match request.path.as_str() {
+            "/api/v1/notifications" => drafts::from_json_object(&request.body),
+            "/api/v1/notifications/batch" => drafts::from_json_batch(&request.body),
+            _ => drafts::from_json_body(&request.body),
+        }
     }
 }
 
