@@ -26,6 +26,7 @@ use tokio::time::{Instant, Sleep};
 use crate::admin::api::{PluginAdminApi, SessionApi};
 use crate::admin::{self, Admin, Clock, Console};
 use crate::config::{Config, ServerConfig};
+use crate::ingress::openapi::{self, Contract};
 use crate::ingress::{hooks::HooksApi, problem_response, rest::Api};
 use crate::pipeline::Hub;
 
@@ -130,8 +131,7 @@ pub fn app(
          to an admin session (see the Session tag).",
     )
     .server(public_url);
-    let spec = api.spec_endpoint();
-    let docs = api.swagger_ui();
+    let contract = Arc::new(Contract::new(&api.spec(), &api.swagger_ui_html()));
     let limits = BodyLimits {
         default: hub.config.api.max_body_bytes,
         // The component plus the multipart framing and the form's other fields.
@@ -148,9 +148,13 @@ pub fn app(
             .nest("/admin", admin::routes())
             .at("/ws", crate::ingress::ws::open)
             .nest("/graphql", crate::ingress::graphql::routes(hub.clone()))
-            .at("/openapi.json", spec)
-            .nest("/docs", docs);
+            .at("/openapi.json", contract.spec_endpoint())
+            .at("/api/v1/openapi.json", contract.spec_endpoint())
+            .at("/docs", contract.docs_endpoint());
     }
+    let routes = routes.around(move |endpoint, request| {
+        openapi::method_not_allowed(endpoint, request, contract.clone())
+    });
     admin::with_sessions(routes, console.sessions)
         .around(move |endpoint, request| limit_body(endpoint, request, limits))
         .data(hub)

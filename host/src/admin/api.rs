@@ -18,13 +18,14 @@ use poem::web::cookie::CookieJar;
 use poem_openapi::auth::ApiKey;
 use poem_openapi::param::{Header, Path};
 use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
 use poem_openapi::types::multipart::Upload;
 use poem_openapi::{Multipart, Object, OpenApi, SecurityScheme, Tags};
 
 use super::users::{self, SignInError};
 use super::{Admin, SignedIn};
 use crate::ingress::rest::AdminToken;
-use crate::ingress::{Problem, ProblemResponse};
+use crate::ingress::{Problem, ProblemResponse, StrictJson};
 use crate::plugins::PluginAdminError;
 
 type ApiResult<T> = Result<T, ProblemResponse>;
@@ -59,25 +60,57 @@ impl SessionApi {
 }
 
 /// A username and password.
-#[derive(Object)]
-#[oai(deny_unknown_fields)]
+#[derive(Object, serde::Deserialize)]
+#[oai(deny_unknown_fields, example)]
+#[serde(deny_unknown_fields)]
 struct SignInIn {
     username: String,
     password: String,
 }
 
+impl Example for SignInIn {
+    fn example() -> Self {
+        SignInIn {
+            username: "admin".into(),
+            password: "correct horse battery staple".into(),
+        }
+    }
+}
+
+/// A CSRF token in the examples.
+const EXAMPLE_CSRF: &str = "5d1f0c9e3b7a4e2f8c6d0a1b9e7f3c5d";
+
 /// A session's CSRF token: send it as `X-CSRF-Token` on state-changing calls.
 #[derive(Object)]
+#[oai(example)]
 struct CsrfOut {
     csrf_token: String,
 }
 
+impl Example for CsrfOut {
+    fn example() -> Self {
+        CsrfOut {
+            csrf_token: EXAMPLE_CSRF.into(),
+        }
+    }
+}
+
 /// Who is signed in.
 #[derive(Object)]
+#[oai(example)]
 struct WhoAmIOut {
     username: String,
     /// The session's CSRF token for state-changing calls.
     csrf_token: String,
+}
+
+impl Example for WhoAmIOut {
+    fn example() -> Self {
+        WhoAmIOut {
+            username: "admin".into(),
+            csrf_token: EXAMPLE_CSRF.into(),
+        }
+    }
 }
 
 impl From<SignedIn> for WhoAmIOut {
@@ -111,7 +144,12 @@ fn not_signed_in() -> ProblemResponse {
 impl SessionApi {
     /// Get a CSRF token, needed to sign in: the signed-in session's, or else one tied to
     /// the session cookie this sets (the server stores nothing until sign-in).
-    #[oai(path = "/session/csrf", method = "get", tag = "Tag::Session")]
+    #[oai(
+        path = "/session/csrf",
+        method = "get",
+        tag = "Tag::Session",
+        operation_id = "getCsrfToken"
+    )]
     async fn csrf(&self, session: &Session, cookies: &CookieJar) -> Json<CsrfOut> {
         let csrf_token = match self.admin.rules.signed_in(session) {
             Some(user) => user.csrf_token,
@@ -126,13 +164,18 @@ impl SessionApi {
     /// ends that early). A username over `admin.max_username_bytes` gets the wrong-password
     /// answer. When every password-hashing slot stays busy, the answer is 503 with
     /// `Retry-After`.
-    #[oai(path = "/session", method = "post", tag = "Tag::Session")]
+    #[oai(
+        path = "/session",
+        method = "post",
+        tag = "Tag::Session",
+        operation_id = "signIn"
+    )]
     async fn sign_in(
         &self,
         session: &Session,
         cookies: &CookieJar,
         #[oai(name = "X-CSRF-Token")] csrf_token: Header<Option<String>>,
-        body: Json<SignInIn>,
+        body: StrictJson<SignInIn>,
     ) -> ApiResult<Json<WhoAmIOut>> {
         let rules = &self.admin.rules;
         if !rules.sign_in_csrf_ok(session, cookies, csrf_token.0.as_deref()) {
@@ -143,8 +186,8 @@ impl SessionApi {
         match users::sign_in(
             &admin.hub.store,
             &admin.sign_in_limits,
-            &body.username,
-            &body.password,
+            &body.0.username,
+            &body.0.password,
             now,
         )
         .await
@@ -174,7 +217,12 @@ impl SessionApi {
     }
 
     /// Who is signed in on this session.
-    #[oai(path = "/session", method = "get", tag = "Tag::Session")]
+    #[oai(
+        path = "/session",
+        method = "get",
+        tag = "Tag::Session",
+        operation_id = "getSession"
+    )]
     async fn who_am_i(
         &self,
         _cookie: SessionCookie,
@@ -189,7 +237,12 @@ impl SessionApi {
     }
 
     /// Sign out: the session is destroyed on the server and its cookie cleared.
-    #[oai(path = "/session", method = "delete", tag = "Tag::Session")]
+    #[oai(
+        path = "/session",
+        method = "delete",
+        tag = "Tag::Session",
+        operation_id = "signOut"
+    )]
     async fn sign_out(
         &self,
         _cookie: SessionCookie,
@@ -217,9 +270,11 @@ impl PluginAdminApi {
 
 /// A plugin upload.
 #[derive(Multipart)]
+#[oai(deny_unknown_fields)]
 struct UploadIn {
-    /// The plugin's name: lowercase letters, digits, `-` and `_`. An existing name gets a
-    /// new version.
+    /// The plugin's name: 1 to 64 lowercase letters, digits, `-` and `_`, starting with a
+    /// letter or digit. An existing name gets a new version.
+    #[oai(validator(pattern = r"^[a-z0-9][a-z0-9_-]{0,63}$"))]
     name: String,
     /// The component, built for wasm32-wasip2.
     file: Upload,
@@ -227,25 +282,55 @@ struct UploadIn {
 
 /// A stored plugin version.
 #[derive(Object)]
+#[oai(example)]
 struct UploadedOut {
     name: String,
+    /// adapter or channel.
     world: String,
+    /// The stored version, counting from 1.
     version: i64,
+    /// Whether this version is the one that runs.
     active: bool,
 }
 
+impl Example for UploadedOut {
+    fn example() -> Self {
+        UploadedOut {
+            name: "pagerduty".into(),
+            world: "channel".into(),
+            version: 3,
+            active: true,
+        }
+    }
+}
+
 /// Which version to run.
-#[derive(Object)]
-#[oai(deny_unknown_fields)]
+#[derive(Object, serde::Deserialize)]
+#[oai(deny_unknown_fields, example)]
+#[serde(deny_unknown_fields)]
 struct ActivateIn {
+    /// A stored version of the plugin.
     version: i64,
 }
 
+impl Example for ActivateIn {
+    fn example() -> Self {
+        ActivateIn { version: 2 }
+    }
+}
+
 /// Whether the plugin may run.
-#[derive(Object)]
-#[oai(deny_unknown_fields)]
+#[derive(Object, serde::Deserialize)]
+#[oai(deny_unknown_fields, example)]
+#[serde(deny_unknown_fields)]
 struct EnabledIn {
     enabled: bool,
+}
+
+impl Example for EnabledIn {
+    fn example() -> Self {
+        EnabledIn { enabled: false }
+    }
 }
 
 fn plugin_problem(error: PluginAdminError) -> ProblemResponse {
@@ -275,7 +360,12 @@ fn plugin_problem(error: PluginAdminError) -> ProblemResponse {
 impl PluginAdminApi {
     /// Upload a plugin, or a new version of one. It is checked against the adapter and
     /// channel worlds first; once stored it is the active version, without a restart.
-    #[oai(path = "/plugins", method = "post", tag = "Tag::PluginAdmin")]
+    #[oai(
+        path = "/plugins",
+        method = "post",
+        tag = "Tag::PluginAdmin",
+        operation_id = "uploadPlugin"
+    )]
     async fn upload(&self, token: AdminToken, body: UploadIn) -> ApiResult<Json<UploadedOut>> {
         let bytes = body.file.into_vec().await.map_err(|e| {
             Problem::new(
@@ -303,18 +393,19 @@ impl PluginAdminApi {
     #[oai(
         path = "/plugins/:name/active",
         method = "put",
-        tag = "Tag::PluginAdmin"
+        tag = "Tag::PluginAdmin",
+        operation_id = "activatePluginVersion"
     )]
     async fn activate(
         &self,
         _token: AdminToken,
         name: Path<String>,
-        body: Json<ActivateIn>,
+        body: StrictJson<ActivateIn>,
     ) -> ApiResult<()> {
         self.admin
             .hub
             .plugins
-            .activate(&name.0, body.version)
+            .activate(&name.0, body.0.version)
             .await
             .map_err(plugin_problem)
     }
@@ -324,18 +415,19 @@ impl PluginAdminApi {
     #[oai(
         path = "/plugins/:name/enabled",
         method = "put",
-        tag = "Tag::PluginAdmin"
+        tag = "Tag::PluginAdmin",
+        operation_id = "setPluginEnabled"
     )]
     async fn set_enabled(
         &self,
         _token: AdminToken,
         name: Path<String>,
-        body: Json<EnabledIn>,
+        body: StrictJson<EnabledIn>,
     ) -> ApiResult<()> {
         self.admin
             .hub
             .plugins
-            .set_enabled(&name.0, body.enabled)
+            .set_enabled(&name.0, body.0.enabled)
             .await
             .map_err(plugin_problem)
     }

@@ -18,7 +18,7 @@ use poem::{Request, RequestBody};
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
 use poem_openapi::registry::{MetaMediaType, MetaRequest, Registry};
-use poem_openapi::types::Type;
+use poem_openapi::types::{Example, Type};
 use poem_openapi::{
     ApiExtractor, ApiExtractorType, ApiResponse, ExtractParamOptions, Object, OpenApi, Tags,
 };
@@ -52,11 +52,20 @@ impl HooksApi {
 
 /// A webhook taken in: what its adapter made of it is durable and will be delivered.
 #[derive(Object)]
+#[oai(example)]
 struct HookAcceptedOut {
     /// One entry per notification the adapter made, in order: usually one, none for a
     /// message that carries nothing to route (such as GitHub's `ping`). A redelivered
     /// webhook gets the first delivery's ids, marked `duplicate`.
     notifications: Vec<AcceptedOut>,
+}
+
+impl Example for HookAcceptedOut {
+    fn example() -> Self {
+        HookAcceptedOut {
+            notifications: vec![AcceptedOut::example()],
+        }
+    }
 }
 
 #[derive(ApiResponse)]
@@ -75,7 +84,12 @@ impl HooksApi {
     /// for `webhook-github`, `X-Hub-Signature-256`) and turns it into notifications. No API
     /// token: the signature is the authentication. A bad or missing signature, or a
     /// timestamp outside the tolerance, is 401; an unknown source is 404.
-    #[oai(path = "/hooks/:source", method = "post", tag = "Tag::Hooks")]
+    #[oai(
+        path = "/hooks/:source",
+        method = "post",
+        tag = "Tag::Hooks",
+        operation_id = "receiveWebhook"
+    )]
     async fn receive(
         &self,
         /// The source's name in the routes file.

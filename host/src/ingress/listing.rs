@@ -6,13 +6,17 @@ pub fn rfc3339(ms: i64) -> String {
     humantime::format_rfc3339_millis(time).to_string()
 }
 
-/// An RFC 3339 time as Unix milliseconds; the error is a sentence for the caller.
+/// An RFC 3339 time, with any offset, as Unix milliseconds (negative before 1970); the
+/// error is a sentence for the caller.
 pub fn parse_time(text: &str) -> Result<i64, String> {
-    humantime::parse_rfc3339_weak(text)
-        .ok()
-        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as i64)
-        .ok_or_else(|| format!("`{text}` is not an RFC 3339 time such as 2026-11-24T09:30:00Z"))
+    time::OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339)
+        .map(unix_ms)
+        .map_err(|_| format!("`{text}` is not an RFC 3339 time such as 2026-11-24T09:30:00Z"))
+}
+
+/// A time as Unix milliseconds, as the store keeps times.
+pub fn unix_ms(time: time::OffsetDateTime) -> i64 {
+    (time.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
 /// The page size asked for, 50 when none, at most 500.
@@ -48,6 +52,9 @@ mod tests {
         assert_eq!(rfc3339(ms), "2026-11-29T00:00:00.123Z");
         assert_eq!(parse_time(&rfc3339(ms)), Ok(ms));
         assert!(parse_time("yesterday").unwrap_err().contains("RFC 3339"));
+        // Any offset, and times before 1970.
+        assert_eq!(parse_time("2026-11-29T05:30:00.123+05:30"), Ok(ms));
+        assert_eq!(parse_time("1969-12-31T23:59:59Z"), Ok(-1000));
         assert_eq!(page_limit(None), Ok(50));
         assert!(page_limit(Some(0)).is_err());
         assert!(page_limit(Some(501)).is_err());

@@ -7,6 +7,7 @@ mod auth;
 pub mod graphql;
 pub mod hooks;
 mod listing;
+pub mod openapi;
 mod problem;
 mod raw_json;
 pub mod rest;
@@ -16,6 +17,7 @@ pub use accept::{AcceptError, Acceptor};
 pub use adapt::{adapt, rejection_problem};
 pub use auth::Tokens;
 pub use problem::{Problem, ProblemResponse, RETRY_AFTER_SECONDS, problem_response};
+pub use raw_json::StrictJson;
 
 /// The adapter behind the REST API's send endpoints.
 pub const REST_ADAPTER: &str = "rest-json";

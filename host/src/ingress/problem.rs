@@ -11,8 +11,9 @@ use serde::Serialize;
 /// over, short enough that a brief outage costs little.
 pub const RETRY_AFTER_SECONDS: u32 = 2;
 
-/// A problem body.
+/// A problem body (RFC 9457).
 #[derive(Debug, Clone, Object, Serialize)]
+#[oai(example)]
 pub struct Problem {
     /// The HTTP status code.
     pub status: u16,
@@ -29,9 +30,21 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub field: Option<String>,
     /// Each problem found, for requests with several (such as a routes file).
-    #[oai(skip_serializing_if_is_empty)]
+    #[oai(skip_serializing_if_is_empty, default)]
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<String>,
+}
+
+impl poem_openapi::types::Example for Problem {
+    fn example() -> Self {
+        let mut problem = Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "notifications[1].kind: must not be empty",
+        )
+        .code("invalid-field");
+        problem.field = Some("notifications[1].kind".into());
+        problem
+    }
 }
 
 impl Problem {

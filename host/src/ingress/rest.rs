@@ -12,11 +12,12 @@ use poem::http::StatusCode;
 use poem::{IntoResponse as _, Request};
 use poem_openapi::param::{Header, Path, Query};
 use poem_openapi::payload::{Json, PlainText};
+use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags, auth::Bearer};
 
-use super::listing::{next_page, page_limit, parse_time, rfc3339};
+use super::listing::{next_page, page_limit, rfc3339, unix_ms};
 use super::problem::{Problem, ProblemResponse};
-use super::raw_json::RawJson;
+use super::raw_json::{RawJson, StrictJson};
 use super::{REST_ADAPTER, REST_SOURCE, auth};
 use crate::crypto;
 use crate::pipeline::Hub;
@@ -28,6 +29,10 @@ use crate::store::{
 };
 
 type ApiResult<T> = Result<T, ProblemResponse>;
+
+/// The send endpoints' paths, as the `rest-json` adapter tells them apart.
+const SEND_PATH: &str = "/api/v1/notifications";
+const BATCH_PATH: &str = "/api/v1/notifications/batch";
 
 #[derive(Tags)]
 enum Tag {
@@ -105,14 +110,22 @@ impl Api {
 }
 
 // ---- Schemas ------------------------------------------------------------------------
+//
+// The limits below are the `rest-json` adapter's (switchyard_sdk::drafts), which is what
+// checks a notification: these types only document the body. `openapi.rs` adds what the
+// schema model here cannot say (the attribute names' limits and value types).
 
 /// A notification to send.
 #[derive(Object)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 struct NotificationIn {
     /// What happened, as dotted words: `invoice.paid`, `incident.opened`. Routes match on it.
+    #[oai(validator(min_length = 1, max_length = 256, pattern = r"^[A-Za-z0-9._:-]+$"))]
     kind: String,
-    /// Flat string attributes routes can match on, such as `{"severity": "critical"}`.
+    /// Flat attributes routes can match on, such as `{"severity": "critical"}`: at most 64,
+    /// names 1 to 256 characters, values strings of at most 256 characters (a number or a
+    /// boolean is taken as its text).
+    #[oai(nullable, validator(max_properties = 64))]
     attributes: Option<BTreeMap<String, String>>,
     /// Any JSON: what the channels deliver.
     payload: Option<serde_json::Value>,
@@ -121,18 +134,48 @@ struct NotificationIn {
     /// own: another token's same key is another notification. The same key with a different
     /// kind, attributes or payload is refused with 409 (`idempotency-key-reused`); in a
     /// batch that refuses the whole batch, and `field` names the notification.
+    #[oai(nullable, validator(min_length = 1, max_length = 256))]
     idempotency_key: Option<String>,
 }
 
-/// Several notifications to send at once (at most 1000).
+impl Example for NotificationIn {
+    fn example() -> Self {
+        NotificationIn {
+            kind: "invoice.paid".into(),
+            attributes: Some(BTreeMap::from([("region".into(), "eu".into())])),
+            payload: Some(serde_json::json!({"invoice": 42, "amount": "19.99"})),
+            idempotency_key: Some("invoice-42-paid".into()),
+        }
+    }
+}
+
+/// Several notifications to send at once: all are accepted, or none.
 #[derive(Object)]
-#[oai(deny_unknown_fields)]
+#[oai(deny_unknown_fields, example)]
 struct BatchIn {
+    #[oai(validator(min_items = 1, max_items = 1000))]
     notifications: Vec<NotificationIn>,
+}
+
+impl Example for BatchIn {
+    fn example() -> Self {
+        BatchIn {
+            notifications: vec![
+                NotificationIn::example(),
+                NotificationIn {
+                    kind: "incident.opened".into(),
+                    attributes: Some(BTreeMap::from([("severity".into(), "critical".into())])),
+                    payload: Some(serde_json::json!({"service": "checkout"})),
+                    idempotency_key: None,
+                },
+            ],
+        }
+    }
 }
 
 /// A notification taken in: durable, and on its way to the router.
 #[derive(Object)]
+#[oai(example)]
 pub(super) struct AcceptedOut {
     /// The notification's id, stable across every attempt (it is the `webhook-id`).
     id: String,
@@ -140,6 +183,20 @@ pub(super) struct AcceptedOut {
     /// created and `id` is the first notification's.
     duplicate: bool,
 }
+
+impl Example for AcceptedOut {
+    fn example() -> Self {
+        AcceptedOut {
+            id: EXAMPLE_ID.into(),
+            duplicate: false,
+        }
+    }
+}
+
+/// The id of a notification in the examples.
+const EXAMPLE_ID: &str = "019ae0d2-5c1e-7a3b-9f10-2b4c6d8e0a12";
+/// A time in the examples.
+const EXAMPLE_TIME: &str = "2026-11-24T09:30:00.125Z";
 
 impl From<AcceptedItem> for AcceptedOut {
     fn from(item: AcceptedItem) -> Self {
@@ -151,9 +208,25 @@ impl From<AcceptedItem> for AcceptedOut {
 }
 
 #[derive(Object)]
+#[oai(example)]
 struct BatchAcceptedOut {
     /// One entry per notification sent, in order.
+    #[oai(validator(min_items = 1, max_items = 1000))]
     notifications: Vec<AcceptedOut>,
+}
+
+impl Example for BatchAcceptedOut {
+    fn example() -> Self {
+        BatchAcceptedOut {
+            notifications: vec![
+                AcceptedOut::example(),
+                AcceptedOut {
+                    id: "019ae0d2-5c1e-7a3b-9f10-2b4c6d8e0a13".into(),
+                    duplicate: false,
+                },
+            ],
+        }
+    }
 }
 
 #[derive(ApiResponse)]
@@ -182,60 +255,185 @@ enum BatchResponse {
     ),
 }
 
+/// What became of an attempt.
+#[derive(poem_openapi::Enum, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+enum AttemptOutcome {
+    /// The destination took it.
+    Delivered,
+    /// It failed in a way worth retrying; the delivery stays pending.
+    Retry,
+    /// It failed for good; the delivery is dead.
+    Failed,
+    /// The plugin call itself failed (a trap, a timeout, an exhausted limit).
+    Error,
+}
+
+impl AttemptOutcome {
+    fn parse(stored: &str) -> AttemptOutcome {
+        match stored {
+            "delivered" => AttemptOutcome::Delivered,
+            "retry" => AttemptOutcome::Retry,
+            "failed" => AttemptOutcome::Failed,
+            _ => AttemptOutcome::Error,
+        }
+    }
+}
+
 /// One attempt to deliver.
 #[derive(Object)]
+#[oai(example)]
 struct AttemptOut {
+    /// 1 for the first attempt.
     attempt: u32,
     /// When it started (RFC 3339).
     started_at: String,
     duration_ms: i64,
-    /// delivered, retry, failed or error (the plugin call itself failed).
-    outcome: String,
+    outcome: AttemptOutcome,
     /// The destination's HTTP status, when there was one.
+    #[oai(nullable)]
     status: Option<u16>,
+    /// What went wrong, or what the destination said.
+    #[oai(nullable)]
     detail: Option<String>,
+}
+
+impl Example for AttemptOut {
+    fn example() -> Self {
+        AttemptOut {
+            attempt: 1,
+            started_at: EXAMPLE_TIME.into(),
+            duration_ms: 12,
+            outcome: AttemptOutcome::Delivered,
+            status: Some(200),
+            detail: None,
+        }
+    }
+}
+
+/// Where a delivery stands.
+#[derive(poem_openapi::Enum, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+enum DeliveryState {
+    /// Waiting for its next attempt.
+    Pending,
+    /// Delivered.
+    Delivered,
+    /// Out of retries, or failed for good: a dead letter.
+    Dead,
+}
+
+impl DeliveryState {
+    fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Dead => "dead",
+        }
+    }
+
+    fn parse(stored: &str) -> DeliveryState {
+        match stored {
+            "delivered" => DeliveryState::Delivered,
+            "dead" => DeliveryState::Dead,
+            _ => DeliveryState::Pending,
+        }
+    }
 }
 
 /// A notification's delivery to one channel.
 #[derive(Object)]
+#[oai(example)]
 struct DeliveryOut {
     id: String,
     channel: String,
     /// The route that sent it there.
     route: String,
-    /// pending, delivered or dead.
-    state: String,
+    state: DeliveryState,
+    /// How many attempts were made.
     attempts: u32,
     /// When the next attempt is due (RFC 3339), while pending.
+    #[oai(nullable)]
     next_attempt_at: Option<String>,
+    #[oai(nullable)]
     last_error: Option<String>,
     attempt_log: Vec<AttemptOut>,
 }
 
+impl Example for DeliveryOut {
+    fn example() -> Self {
+        DeliveryOut {
+            id: "019ae0d2-5c1f-7c00-8d21-3b4c5d6e7f80".into(),
+            channel: "billing-webhook".into(),
+            route: "invoices".into(),
+            state: DeliveryState::Delivered,
+            attempts: 1,
+            next_attempt_at: None,
+            last_error: None,
+            attempt_log: vec![AttemptOut::example()],
+        }
+    }
+}
+
 /// A notification, with its deliveries when fetched by id.
 #[derive(Object)]
+#[oai(example)]
 struct NotificationOut {
     id: String,
     kind: String,
     /// Where it came from: `api` for the REST API, else the source's name.
     source: String,
     attributes: BTreeMap<String, String>,
+    /// The JSON it was sent with (`null` when it had none).
     payload: serde_json::Value,
+    #[oai(nullable)]
     idempotency_key: Option<String>,
     /// When it was accepted (RFC 3339).
     created_at: String,
+    /// Its deliveries, one per channel its routes chose, each with every attempt. Only
+    /// when the notification is fetched by id.
     #[oai(skip_serializing_if_is_none)]
     deliveries: Option<Vec<DeliveryOut>>,
 }
 
-#[derive(Object)]
-struct NotificationPage {
-    items: Vec<NotificationOut>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    next_cursor: Option<String>,
+impl Example for NotificationOut {
+    fn example() -> Self {
+        let sent = NotificationIn::example();
+        NotificationOut {
+            id: EXAMPLE_ID.into(),
+            kind: sent.kind,
+            source: "api".into(),
+            attributes: sent.attributes.unwrap_or_default(),
+            payload: sent.payload.unwrap_or_default(),
+            idempotency_key: sent.idempotency_key,
+            created_at: EXAMPLE_TIME.into(),
+            deliveries: Some(vec![DeliveryOut::example()]),
+        }
+    }
 }
 
 #[derive(Object)]
+#[oai(example)]
+struct NotificationPage {
+    items: Vec<NotificationOut>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[oai(nullable)]
+    next_cursor: Option<String>,
+}
+
+impl Example for NotificationPage {
+    fn example() -> Self {
+        let mut item = NotificationOut::example();
+        item.deliveries = None;
+        NotificationPage {
+            items: vec![item],
+            next_cursor: Some("1041".into()),
+        }
+    }
+}
+
+#[derive(Object)]
+#[oai(example)]
 struct DeadLetterOut {
     delivery_id: String,
     notification_id: String,
@@ -243,28 +441,70 @@ struct DeadLetterOut {
     channel: String,
     route: String,
     attempts: u32,
+    #[oai(nullable)]
     last_error: Option<String>,
     /// When it ran out of retries (RFC 3339).
     dead_at: String,
 }
 
-#[derive(Object)]
-struct DeadLetterPage {
-    items: Vec<DeadLetterOut>,
-    /// Pass as `cursor` for the next page; absent on the last page.
-    next_cursor: Option<String>,
+impl Example for DeadLetterOut {
+    fn example() -> Self {
+        DeadLetterOut {
+            delivery_id: "019ae0d2-5c1f-7c00-8d21-3b4c5d6e7f80".into(),
+            notification_id: EXAMPLE_ID.into(),
+            kind: "invoice.paid".into(),
+            channel: "billing-webhook".into(),
+            route: "invoices".into(),
+            attempts: 8,
+            last_error: Some("the destination answered 503".into()),
+            dead_at: EXAMPLE_TIME.into(),
+        }
+    }
 }
 
 #[derive(Object)]
+#[oai(example)]
+struct DeadLetterPage {
+    items: Vec<DeadLetterOut>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    #[oai(nullable)]
+    next_cursor: Option<String>,
+}
+
+impl Example for DeadLetterPage {
+    fn example() -> Self {
+        DeadLetterPage {
+            items: vec![DeadLetterOut::example()],
+            next_cursor: None,
+        }
+    }
+}
+
+#[derive(Object)]
+#[oai(example)]
 struct ReplayOut {
     delivery_id: String,
     channel: String,
     /// Always `pending`: the delivery is back in its channel's queue.
-    state: String,
+    state: DeliveryState,
 }
+
+impl Example for ReplayOut {
+    fn example() -> Self {
+        ReplayOut {
+            delivery_id: DeadLetterOut::example().delivery_id,
+            channel: "billing-webhook".into(),
+            state: DeliveryState::Pending,
+        }
+    }
+}
+
+/// An example routes file.
+const EXAMPLE_ROUTES: &str = "channels:\n  ops-log: { plugin: log }\nroutes:\n  - name: everything\n    match: { kind: \"*\" }\n    to: [ops-log]\n";
 
 /// The route table in force.
 #[derive(Object)]
+#[oai(example)]
 struct RoutesOut {
     /// The routes file.
     path: String,
@@ -275,13 +515,39 @@ struct RoutesOut {
     warnings: Vec<String>,
 }
 
+impl Example for RoutesOut {
+    fn example() -> Self {
+        RoutesOut {
+            path: "/var/lib/switchyard/routes.yaml".into(),
+            text: EXAMPLE_ROUTES.into(),
+            table: serde_json::json!({
+                "channels": {"ops-log": {"plugin": "log"}},
+                "routes": [{"name": "everything", "match": {"kind": "*"}, "to": ["ops-log"]}],
+            }),
+            warnings: Vec::new(),
+        }
+    }
+}
+
 #[derive(Object)]
+#[oai(example)]
 struct ValidationOut {
+    /// Always true: a file with problems is answered 422, naming each.
     valid: bool,
     warnings: Vec<String>,
 }
 
+impl Example for ValidationOut {
+    fn example() -> Self {
+        ValidationOut {
+            valid: true,
+            warnings: vec!["channel `spare` is not used by any route".into()],
+        }
+    }
+}
+
 #[derive(Object)]
+#[oai(example)]
 struct PluginOut {
     name: String,
     /// adapter or channel.
@@ -292,9 +558,22 @@ struct PluginOut {
     imports: Vec<String>,
 }
 
+impl Example for PluginOut {
+    fn example() -> Self {
+        PluginOut {
+            name: "webhook".into(),
+            world: "channel".into(),
+            version: "0.1.0".into(),
+            description: "Posts each notification as a signed Standard Webhook.".into(),
+            imports: vec!["fetch".into(), "log".into()],
+        }
+    }
+}
+
 /// What a token may do.
-#[derive(poem_openapi::Enum, Clone, Copy)]
+#[derive(poem_openapi::Enum, serde::Deserialize, Clone, Copy)]
 #[oai(rename_all = "lowercase")]
+#[serde(rename_all = "lowercase")]
 enum ScopeName {
     /// Create notifications.
     Send,
@@ -314,37 +593,83 @@ impl From<ScopeName> for Scope {
     }
 }
 
-fn scope_names(scopes: Scopes) -> Vec<String> {
-    scopes.iter().map(|s| s.as_str().to_string()).collect()
+impl From<Scope> for ScopeName {
+    fn from(scope: Scope) -> ScopeName {
+        match scope {
+            Scope::Send => ScopeName::Send,
+            Scope::Read => ScopeName::Read,
+            Scope::Admin => ScopeName::Admin,
+        }
+    }
 }
 
-#[derive(Object)]
-#[oai(deny_unknown_fields)]
+fn scope_names(scopes: Scopes) -> Vec<ScopeName> {
+    scopes.iter().map(ScopeName::from).collect()
+}
+
+#[derive(Object, serde::Deserialize)]
+#[oai(deny_unknown_fields, example)]
+#[serde(deny_unknown_fields)]
 struct TokenIn {
-    /// What the token is for, such as the name of the system that uses it.
+    /// What the token is for, such as the name of the system that uses it: 1 to 100
+    /// characters, not only spaces (leading and trailing spaces are dropped).
+    #[oai(validator(min_length = 1, max_length = 100, pattern = r"\S"))]
     name: String,
-    /// What it may do; several may be given. Default: `send` and `read`. `admin` is given
-    /// only when asked for.
+    /// What it may do. Default: `send` and `read`. `admin` is given only when asked for.
+    #[oai(nullable, validator(max_items = 3))]
     scopes: Option<Vec<ScopeName>>,
 }
 
-#[derive(Object)]
-struct TokenOut {
-    id: String,
-    name: String,
-    /// What it may do: `send`, `read`, `admin`.
-    scopes: Vec<String>,
-    created_at: String,
+impl Example for TokenIn {
+    fn example() -> Self {
+        TokenIn {
+            name: "billing-service".into(),
+            scopes: Some(vec![ScopeName::Send]),
+        }
+    }
 }
 
 #[derive(Object)]
+#[oai(example)]
+struct TokenOut {
+    id: String,
+    name: String,
+    scopes: Vec<ScopeName>,
+    /// When it was created (RFC 3339).
+    created_at: String,
+}
+
+impl Example for TokenOut {
+    fn example() -> Self {
+        TokenOut {
+            id: "019ae0c1-0f2e-7d4a-b6c8-9e0f1a2b3c4d".into(),
+            name: "billing-service".into(),
+            scopes: vec![ScopeName::Send],
+            created_at: EXAMPLE_TIME.into(),
+        }
+    }
+}
+
+#[derive(Object)]
+#[oai(example)]
 struct NewTokenOut {
     id: String,
     name: String,
-    /// What it may do: `send`, `read`, `admin`.
-    scopes: Vec<String>,
+    scopes: Vec<ScopeName>,
     /// The token. It is shown only now: the hub keeps only its SHA-256 digest.
     token: String,
+}
+
+impl Example for NewTokenOut {
+    fn example() -> Self {
+        let token = TokenOut::example();
+        NewTokenOut {
+            id: token.id,
+            name: token.name,
+            scopes: token.scopes,
+            token: "sy_3q8Jm2vXkR5tW9yB1nC4dF6gH0jL7pQs".into(),
+        }
+    }
 }
 
 // ---- Endpoints ------------------------------------------------------------------------
@@ -355,18 +680,24 @@ impl Api {
     ///
     /// The body goes to the `rest-json` adapter, which checks it. The answer comes only
     /// once the notification is durable.
-    #[oai(path = "/notifications", method = "post", tag = "Tag::Notifications")]
+    #[oai(
+        path = "/notifications",
+        method = "post",
+        tag = "Tag::Notifications",
+        operation_id = "sendNotification"
+    )]
     async fn send(
         &self,
         token: SendToken,
         body: RawJson<NotificationIn>,
         /// Repeat a request with the same key within the idempotency window (24 h by
-        /// default) and you get the first answer; nothing new is created.
-        #[oai(name = "Idempotency-Key")]
+        /// default) and you get the first answer; nothing new is created. The same key with
+        /// a different body is refused with 409.
+        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))]
         idempotency_key: Header<Option<String>>,
     ) -> ApiResult<SendResponse> {
         let (mut items, replayed) = self
-            .accept(&token.0, "send", body, idempotency_key.0, Some(1))
+            .accept(&token.0, SEND_PATH, body, idempotency_key.0)
             .await?;
         let item = items.pop().expect("exactly one");
         Ok(SendResponse::Accepted(
@@ -382,18 +713,19 @@ impl Api {
     #[oai(
         path = "/notifications/batch",
         method = "post",
-        tag = "Tag::Notifications"
+        tag = "Tag::Notifications",
+        operation_id = "sendNotificationBatch"
     )]
     async fn send_batch(
         &self,
         token: SendToken,
         body: RawJson<BatchIn>,
         /// As for a single send: a repeat within the window gets the first answer.
-        #[oai(name = "Idempotency-Key")]
+        #[oai(name = "Idempotency-Key", validator(min_length = 1, max_length = 255))]
         idempotency_key: Header<Option<String>>,
     ) -> ApiResult<BatchResponse> {
         let (items, replayed) = self
-            .accept(&token.0, "batch", body, idempotency_key.0, None)
+            .accept(&token.0, BATCH_PATH, body, idempotency_key.0)
             .await?;
         Ok(BatchResponse::Accepted(
             Json(BatchAcceptedOut {
@@ -407,7 +739,8 @@ impl Api {
     #[oai(
         path = "/notifications/:id",
         method = "get",
-        tag = "Tag::Notifications"
+        tag = "Tag::Notifications",
+        operation_id = "getNotification"
     )]
     async fn get_notification(
         &self,
@@ -433,7 +766,12 @@ impl Api {
     }
 
     /// List notifications, newest first.
-    #[oai(path = "/notifications", method = "get", tag = "Tag::Notifications")]
+    #[oai(
+        path = "/notifications",
+        method = "get",
+        tag = "Tag::Notifications",
+        operation_id = "listNotifications"
+    )]
     #[allow(clippy::too_many_arguments)] // poem-openapi takes each query parameter as one
     async fn list_notifications(
         &self,
@@ -442,33 +780,23 @@ impl Api {
         kind: Query<Option<String>>,
         /// Only from this source (`api` for the REST API).
         source: Query<Option<String>>,
-        /// Only notifications with a delivery in this state: pending, delivered or dead.
-        state: Query<Option<String>>,
-        /// Only notifications accepted at or after this time (RFC 3339).
-        since: Query<Option<String>>,
-        /// At most this many (1 to 500, default 50).
+        /// Only notifications with a delivery in this state.
+        state: Query<Option<DeliveryState>>,
+        /// Only notifications accepted at or after this time (RFC 3339, any offset).
+        since: Query<Option<time::OffsetDateTime>>,
+        /// At most this many (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<u32>>,
         /// The `next_cursor` of the previous page.
+        #[oai(validator(pattern = r"^[0-9]{1,18}$"))]
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<NotificationPage>> {
-        if let Some(state) = &state.0
-            && !matches!(state.as_str(), "pending" | "delivered" | "dead")
-        {
-            return Err(bad_request(format!(
-                "state `{state}` is not one of pending, delivered, dead"
-            )));
-        }
         let limit = page_limit(limit.0.map(i64::from)).map_err(bad_request)?;
         let filter = NotificationFilter {
             kind: kind.0,
             source: source.0,
-            delivery_state: state.0,
-            since: since
-                .0
-                .as_deref()
-                .map(parse_time)
-                .transpose()
-                .map_err(bad_request)?,
+            delivery_state: state.0.map(|state| state.as_str().to_string()),
+            since: since.0.map(unix_ms),
             before_seq: cursor
                 .0
                 .as_deref()
@@ -493,15 +821,22 @@ impl Api {
     }
 
     /// List dead letters: deliveries that ran out of retries or failed for good.
-    #[oai(path = "/dead-letters", method = "get", tag = "Tag::DeadLetters")]
+    #[oai(
+        path = "/dead-letters",
+        method = "get",
+        tag = "Tag::DeadLetters",
+        operation_id = "listDeadLetters"
+    )]
     async fn list_dead_letters(
         &self,
         _token: ReadToken,
         /// Only this channel's.
         channel: Query<Option<String>>,
-        /// At most this many (1 to 500, default 50).
+        /// At most this many (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "500")))]
         limit: Query<Option<u32>>,
         /// The `next_cursor` of the previous page.
+        #[oai(validator(pattern = r"^-?[0-9]{1,18}/[^/]+$"))]
         cursor: Query<Option<String>>,
     ) -> ApiResult<Json<DeadLetterPage>> {
         let limit = page_limit(limit.0.map(i64::from)).map_err(bad_request)?;
@@ -552,7 +887,8 @@ impl Api {
     #[oai(
         path = "/dead-letters/:delivery_id/replay",
         method = "post",
-        tag = "Tag::DeadLetters"
+        tag = "Tag::DeadLetters",
+        operation_id = "replayDeadLetter"
     )]
     async fn replay(
         &self,
@@ -579,12 +915,17 @@ impl Api {
         Ok(Json(ReplayOut {
             delivery_id: delivery_id.0,
             channel,
-            state: "pending".into(),
+            state: DeliveryState::Pending,
         }))
     }
 
     /// Get the route table in force.
-    #[oai(path = "/routes", method = "get", tag = "Tag::Routes")]
+    #[oai(
+        path = "/routes",
+        method = "get",
+        tag = "Tag::Routes",
+        operation_id = "getRoutes"
+    )]
     async fn get_routes(&self, _token: AdminToken) -> Json<RoutesOut> {
         Json(self.routes_out(&self.hub.routes.current()))
     }
@@ -594,7 +935,12 @@ impl Api {
     /// `${VAR}` references are checked by name only: an unset variable without a default
     /// is a problem, but the hub's environment values are neither read nor judged here
     /// (they are when the file is loaded), so the answer reveals none of them.
-    #[oai(path = "/routes/validate", method = "post", tag = "Tag::Routes")]
+    #[oai(
+        path = "/routes/validate",
+        method = "post",
+        tag = "Tag::Routes",
+        operation_id = "validateRoutes"
+    )]
     async fn validate_routes(
         &self,
         _token: AdminToken,
@@ -616,14 +962,24 @@ impl Api {
 
     /// Re-read the routes file now. A file with errors is refused with the reasons, and
     /// the table in force stays.
-    #[oai(path = "/routes/reload", method = "post", tag = "Tag::Routes")]
+    #[oai(
+        path = "/routes/reload",
+        method = "post",
+        tag = "Tag::Routes",
+        operation_id = "reloadRoutes"
+    )]
     async fn reload_routes(&self, _token: AdminToken) -> ApiResult<Json<RoutesOut>> {
         let table = self.hub.reload_routes().await.map_err(routes_problem)?;
         Ok(Json(self.routes_out(&table)))
     }
 
     /// List the plugins this hub has loaded.
-    #[oai(path = "/plugins", method = "get", tag = "Tag::Plugins")]
+    #[oai(
+        path = "/plugins",
+        method = "get",
+        tag = "Tag::Plugins",
+        operation_id = "listPlugins"
+    )]
     async fn list_plugins(&self, _token: AdminToken) -> Json<Vec<PluginOut>> {
         let plugins = self.hub.plugins.loaded();
         Json(
@@ -641,14 +997,19 @@ impl Api {
     }
 
     /// Create an API token. The answer is the only time the token is shown.
-    #[oai(path = "/tokens", method = "post", tag = "Tag::Tokens")]
+    #[oai(
+        path = "/tokens",
+        method = "post",
+        tag = "Tag::Tokens",
+        operation_id = "createToken"
+    )]
     async fn create_token(
         &self,
         _token: AdminToken,
-        body: Json<TokenIn>,
+        body: StrictJson<TokenIn>,
     ) -> ApiResult<Json<NewTokenOut>> {
         let name = body.0.name.trim();
-        if name.is_empty() || name.len() > 100 {
+        if name.is_empty() || name.chars().count() > 100 {
             return Err(Problem::new(
                 StatusCode::UNPROCESSABLE_ENTITY,
                 "name must be 1 to 100 characters",
@@ -672,7 +1033,12 @@ impl Api {
     }
 
     /// List the active API tokens with their scopes (never the tokens themselves).
-    #[oai(path = "/tokens", method = "get", tag = "Tag::Tokens")]
+    #[oai(
+        path = "/tokens",
+        method = "get",
+        tag = "Tag::Tokens",
+        operation_id = "listTokens"
+    )]
     async fn list_tokens(&self, _token: AdminToken) -> Json<Vec<TokenOut>> {
         Json(
             self.hub
@@ -690,7 +1056,12 @@ impl Api {
     }
 
     /// Revoke an API token.
-    #[oai(path = "/tokens/:id", method = "delete", tag = "Tag::Tokens")]
+    #[oai(
+        path = "/tokens/:id",
+        method = "delete",
+        tag = "Tag::Tokens",
+        operation_id = "revokeToken"
+    )]
     async fn revoke_token(&self, _token: AdminToken, id: Path<String>) -> ApiResult<()> {
         if self.hub.tokens.revoke(&id.0).await.map_err(store_problem)? {
             Ok(())
@@ -701,37 +1072,26 @@ impl Api {
 }
 
 impl Api {
-    /// The shared path of both send endpoints: adapter, then accept. `exactly` is the
-    /// number of notifications the endpoint takes, when it takes a fixed number.
+    /// The shared path of both send endpoints: adapter, then accept. `endpoint` is the
+    /// endpoint's path, which tells the adapter which shape of body it takes.
     async fn accept<T>(
         &self,
         token: &TokenRecord,
-        endpoint: &str,
+        endpoint: &'static str,
         body: RawJson<T>,
         idempotency_key: Option<String>,
-        exactly: Option<usize>,
     ) -> ApiResult<(Vec<AcceptedItem>, bool)> {
-        if let Some(key) = &idempotency_key
-            && (key.is_empty() || key.len() > 255)
-        {
-            return Err(bad_request("Idempotency-Key must be 1 to 255 characters"));
-        }
+        let single = endpoint == SEND_PATH;
         let request_key = idempotency_key.map(|key| RequestKey {
-            scope: format!("request:{}:{endpoint}", token.id),
+            scope: format!(
+                "request:{}:{}",
+                token.id,
+                if single { "send" } else { "batch" }
+            ),
             key,
             fingerprint: crypto::sha256_hex(&body.bytes),
         });
-        let drafts = self.adapt(body.bytes.to_vec()).await?;
-        if let Some(exactly) = exactly
-            && drafts.len() != exactly
-        {
-            return Err(Problem::new(
-                StatusCode::UNPROCESSABLE_ENTITY,
-                "this endpoint takes one notification object; send several to /api/v1/notifications/batch",
-            )
-            .code("invalid-field")
-            .into());
-        }
+        let drafts = self.adapt(endpoint, body.bytes.to_vec()).await?;
         match self
             .hub
             .acceptor
@@ -741,9 +1101,9 @@ impl Api {
             Ok(Accepted::Stored(items)) => Ok((items, false)),
             Ok(Accepted::Replayed(items)) => Ok((items, true)),
             Ok(Accepted::NotificationKeyReused { index }) => {
-                let field = match exactly {
-                    Some(_) => "idempotency_key".to_string(),
-                    None => format!("notifications[{index}].idempotency_key"),
+                let field = match single {
+                    true => "idempotency_key".to_string(),
+                    false => format!("notifications[{index}].idempotency_key"),
                 };
                 Err(notification_key_reused(field).into())
             }
@@ -757,12 +1117,13 @@ impl Api {
         }
     }
 
-    /// Hands the body to the REST adapter plugin; its rejection becomes the problem.
-    async fn adapt(&self, body: Vec<u8>) -> ApiResult<Vec<runtime::Draft>> {
+    /// Hands the body to the REST adapter plugin, with the endpoint's path; its rejection
+    /// becomes the problem.
+    async fn adapt(&self, endpoint: &str, body: Vec<u8>) -> ApiResult<Vec<runtime::Draft>> {
         let request = runtime::Request {
             transport: Transport::Http,
             method: "POST".into(),
-            path: "/api/v1/notifications".into(),
+            path: endpoint.into(),
             headers: vec![("content-type".into(), "application/json".into())],
             query: String::new(),
             body,
@@ -802,7 +1163,7 @@ fn delivery_out(d: store::DeliveryDetail) -> DeliveryOut {
         id: d.id,
         channel: d.channel,
         route: d.route,
-        state: d.state,
+        state: DeliveryState::parse(&d.state),
         attempts: d.attempts,
         next_attempt_at: d.next_at.map(rfc3339),
         last_error: d.last_error,
@@ -813,7 +1174,7 @@ fn delivery_out(d: store::DeliveryDetail) -> DeliveryOut {
                 attempt: a.attempt,
                 started_at: rfc3339(a.started_at),
                 duration_ms: a.duration_ms,
-                outcome: a.outcome,
+                outcome: AttemptOutcome::parse(&a.outcome),
                 status: a.status,
                 detail: a.detail,
             })
