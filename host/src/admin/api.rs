@@ -142,8 +142,10 @@ fn not_signed_in() -> ProblemResponse {
 
 #[OpenApi(prefix_path = "/api/v1")]
 impl SessionApi {
-    /// Get a CSRF token, needed to sign in: the signed-in session's, or else one tied to
-    /// the session cookie this sets (the server stores nothing until sign-in).
+    /// Get a CSRF token, needed to sign in.
+    ///
+    /// The signed-in session's, or else one tied to the session cookie this sets (the
+    /// server stores nothing until sign-in).
     #[oai(
         path = "/session/csrf",
         method = "get",
@@ -158,12 +160,13 @@ impl SessionApi {
         Json(CsrfOut { csrf_token })
     }
 
-    /// Sign in. The session gets a new id (the old one stops working) and a new CSRF
-    /// token. A wrong password and an unknown user get the same answer; ten failures on
-    /// one username within 15 minutes lock it for a while (`switchyard admin unlock`
-    /// ends that early). A username over `admin.max_username_bytes` gets the wrong-password
-    /// answer. When every password-hashing slot stays busy, the answer is 503 with
-    /// `Retry-After`.
+    /// Sign in to an admin session.
+    ///
+    /// The session gets a new id (the old one stops working) and a new CSRF token. A wrong
+    /// password and an unknown user get the same answer; ten failures on one username
+    /// within 15 minutes lock it for a while (`switchyard admin unlock` ends that early).
+    /// A username over `admin.max_username_bytes` gets the wrong-password answer. When
+    /// every password-hashing slot stays busy, the answer is 503 with `Retry-After`.
     #[oai(
         path = "/session",
         method = "post",
@@ -236,7 +239,9 @@ impl SessionApi {
         Ok(Json(user.into()))
     }
 
-    /// Sign out: the session is destroyed on the server and its cookie cleared.
+    /// Sign out.
+    ///
+    /// The session is destroyed on the server and its cookie cleared.
     #[oai(
         path = "/session",
         method = "delete",
@@ -358,8 +363,10 @@ fn plugin_problem(error: PluginAdminError) -> ProblemResponse {
 
 #[OpenApi(prefix_path = "/api/v1")]
 impl PluginAdminApi {
-    /// Upload a plugin, or a new version of one. It is checked against the adapter and
-    /// channel worlds first; once stored it is the active version, without a restart.
+    /// Upload a plugin, or a new version of one.
+    ///
+    /// It is checked against the adapter and channel worlds first; once stored it is the
+    /// active version, without a restart.
     #[oai(
         path = "/plugins",
         method = "post",
@@ -389,7 +396,9 @@ impl PluginAdminApi {
         }))
     }
 
-    /// Run another stored version of an uploaded plugin: a rollback or a roll-forward.
+    /// Choose which stored version of an uploaded plugin runs.
+    ///
+    /// A rollback or a roll-forward, without a restart.
     #[oai(
         path = "/plugins/:name/active",
         method = "put",
@@ -410,8 +419,9 @@ impl PluginAdminApi {
             .map_err(plugin_problem)
     }
 
-    /// Enable or disable an uploaded plugin. Deliveries that need a disabled plugin wait
-    /// on their retry schedule.
+    /// Enable or disable an uploaded plugin.
+    ///
+    /// Deliveries that need a disabled plugin wait on their retry schedule.
     #[oai(
         path = "/plugins/:name/enabled",
         method = "put",

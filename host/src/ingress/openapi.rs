@@ -183,13 +183,14 @@ pub async fn method_not_allowed<E: Endpoint>(
     request: Request,
     contract: std::sync::Arc<Contract>,
 ) -> poem::Result<Response> {
-    let path = request.uri().path().to_owned();
+    // A `Uri` clone shares its bytes: nothing is copied on the way of a request that passes.
+    let uri = request.uri().clone();
     match endpoint.call(request).await {
         Ok(output) => Ok(output.into_response()),
         Err(error) if error.status() == StatusCode::METHOD_NOT_ALLOWED => {
             let mut response = super::problem::problem_response(error).await;
             if let Some(value) = contract
-                .allowed_methods(&path)
+                .allowed_methods(uri.path())
                 .and_then(|allowed| allowed.parse().ok())
             {
                 response.headers_mut().insert(header::ALLOW, value);
@@ -286,7 +287,86 @@ pub fn finish(mut spec: Value) -> Value {
     }
     close_request_objects(&mut spec);
     state_attribute_limits(&mut spec);
+    media_examples(&mut spec);
     spec
+}
+
+/// Examples of the bodies whose schemas cannot carry one (a string, any JSON, a form).
+fn body_example(operation_id: &str, content_type: &str) -> Option<Value> {
+    Some(match (operation_id, content_type) {
+        ("validateRoutes", _) => json!(
+            "channels:\n  ops-log: { plugin: log }\nroutes:\n  - name: everything\n    \
+             match: { kind: \"*\" }\n    to: [ops-log]\n"
+        ),
+        ("receiveWebhook", json) if json.starts_with("application/json") => json!({
+            "type": "invoice.paid",
+            "timestamp": "2026-11-24T09:30:00Z",
+            "data": {"invoice": 42}
+        }),
+        ("receiveWebhook", _) => json!({"payload": "{\"action\": \"opened\"}"}),
+        ("uploadPlugin", _) => json!({"name": "pagerduty", "file": "(the component's bytes)"}),
+        _ => return None,
+    })
+}
+
+/// Every request body and every successful answer with a body gets an example of its own,
+/// taken from its schema's (or its items' schema's) example, else from [`body_example`].
+fn media_examples(spec: &mut Value) {
+    let schemas = spec["components"]["schemas"].clone();
+    let named = |schema: &Value| {
+        let name = schema.get("$ref")?.as_str()?;
+        schemas
+            .get(name.strip_prefix("#/components/schemas/")?)?
+            .get("example")
+            .cloned()
+    };
+    let example_of = |schema: &Value| -> Option<Value> {
+        let own = |schema: &Value| schema.get("example").cloned().or_else(|| named(schema));
+        own(schema).or_else(|| Some(json!([own(schema.get("items")?)?])))
+    };
+    let Some(paths) = spec.get_mut("paths").and_then(Value::as_object_mut) else {
+        return;
+    };
+    for item in paths.values_mut() {
+        for operation in item
+            .as_object_mut()
+            .into_iter()
+            .flat_map(|i| i.values_mut())
+        {
+            let id = operation["operationId"]
+                .as_str()
+                .unwrap_or_default()
+                .to_owned();
+            let requests = operation
+                .pointer_mut("/requestBody/content")
+                .and_then(Value::as_object_mut)
+                .into_iter()
+                .flat_map(|content| content.iter_mut());
+            for (content_type, media) in requests {
+                if media.get("example").is_none()
+                    && let Some(example) =
+                        example_of(&media["schema"]).or_else(|| body_example(&id, content_type))
+                {
+                    media["example"] = example;
+                }
+            }
+            let answers = operation
+                .get_mut("responses")
+                .and_then(Value::as_object_mut)
+                .into_iter()
+                .flat_map(|responses| responses.iter_mut())
+                .filter(|(status, _)| status.starts_with('2'))
+                .filter_map(|(_, answer)| answer.get_mut("content")?.as_object_mut())
+                .flat_map(|content| content.values_mut());
+            for media in answers {
+                if media.get("example").is_none()
+                    && let Some(example) = example_of(&media["schema"])
+                {
+                    media["example"] = example;
+                }
+            }
+        }
+    }
 }
 
 /// 3.0's `nullable: true` becomes 3.1's `null` type; a nullable reference becomes a choice

@@ -882,8 +882,10 @@ impl Api {
         }))
     }
 
-    /// Replay a dead letter: it goes back to its channel's queue with a fresh retry
-    /// schedule, keeping its notification id.
+    /// Replay a dead letter.
+    ///
+    /// It goes back to its channel's queue with a fresh retry schedule, keeping its
+    /// notification id.
     #[oai(
         path = "/dead-letters/:delivery_id/replay",
         method = "post",
@@ -930,7 +932,9 @@ impl Api {
         Json(self.routes_out(&self.hub.routes.current()))
     }
 
-    /// Check a routes file without applying it. The body is the YAML.
+    /// Check a routes file without applying it.
+    ///
+    /// The body is the YAML. A file with problems is answered 422, naming each.
     ///
     /// `${VAR}` references are checked by name only: an unset variable without a default
     /// is a problem, but the hub's environment values are neither read nor judged here
@@ -960,8 +964,9 @@ impl Api {
         }))
     }
 
-    /// Re-read the routes file now. A file with errors is refused with the reasons, and
-    /// the table in force stays.
+    /// Re-read the routes file now.
+    ///
+    /// A file with errors is refused with the reasons, and the table in force stays.
     #[oai(
         path = "/routes/reload",
         method = "post",
@@ -996,7 +1001,9 @@ impl Api {
         )
     }
 
-    /// Create an API token. The answer is the only time the token is shown.
+    /// Create an API token.
+    ///
+    /// The answer is the only time the token is shown: the hub keeps only its digest.
     #[oai(
         path = "/tokens",
         method = "post",
@@ -1032,7 +1039,9 @@ impl Api {
         }))
     }
 
-    /// List the active API tokens with their scopes (never the tokens themselves).
+    /// List the active API tokens.
+    ///
+    /// Each with its scopes; never the token itself, which the hub does not keep.
     #[oai(
         path = "/tokens",
         method = "get",
