@@ -320,3 +320,65 @@ async fn a_generated_python_client_does_the_everyday_work() {
     assert!(printed.contains("all done"), "{printed}");
     assert!(good.count() >= 3, "the receiver got the sends");
 }
+
+/// The answers schemathesis first found off the spec, each pinned by a request of its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn answers_schemathesis_once_found_off_the_spec() {
+    let hub = Hub::started(LOG_EVERYTHING).await;
+    let send = |path: &'static str, body: Value| {
+        let hub = &hub;
+        async move { hub.post_json(path, &body).await }
+    };
+
+    // An undeclared method: 405, with the methods the spec declares.
+    let trace =
+        crate::support::Answer::of(hub.api(reqwest::Method::TRACE, "/api/v1/notifications")).await;
+    trace.problem(405);
+    assert_eq!(
+        trace.header("allow").as_deref(),
+        Some("GET, POST"),
+        "{trace}"
+    );
+
+    // Each send endpoint takes exactly its own shape.
+    let array = send("/api/v1/notifications", json!([{"kind": "a"}])).await;
+    assert_eq!(array.problem(422)["field"], "$", "{array}");
+    let single = send("/api/v1/notifications/batch", json!({"kind": "a"})).await;
+    assert_eq!(single.problem(422)["field"], "kind", "{single}");
+
+    // A string is a string: poem-openapi alone would have named a token "false".
+    let token = send("/api/v1/tokens", json!({"name": false})).await;
+    token.problem(422);
+    // An integer written as 2.0 is an integer, as JSON Schema says.
+    let version = crate::support::Answer::of(
+        hub.api(reqwest::Method::PUT, "/api/v1/plugins/nothing/active")
+            .header("content-type", "application/json")
+            .body(r#"{"version": 2.0}"#),
+    )
+    .await;
+    version.problem(404);
+
+    // Limits count characters, as the spec's maxLength does: 256 two-byte characters pass.
+    let wide = "é".repeat(256);
+    let accepted = send(
+        "/api/v1/notifications",
+        json!({"kind": "wide", "attributes": {wide.clone(): wide.clone()}, "idempotency_key": wide}),
+    )
+    .await;
+    assert_eq!(accepted.status, 202, "{accepted}");
+
+    // Query parameters out of the spec's range are 400s; any RFC 3339 offset is taken.
+    hub.get("/api/v1/notifications?limit=0").await.problem(400);
+    hub.get("/api/v1/notifications?cursor=abc")
+        .await
+        .problem(400);
+    let since = hub
+        .get("/api/v1/notifications?since=1969-12-31T23:00:00-05:00")
+        .await;
+    assert_eq!(since.status, 200, "{since}");
+    assert_eq!(
+        since.json()["items"].as_array().map(Vec::len),
+        Some(1),
+        "{since}"
+    );
+}

@@ -9,9 +9,11 @@
 //!   body;
 //! - `additionalProperties: false` on every request object, all of which refuse unknown
 //!   fields;
-//! - the limits on attribute names, which JSON Schema states with `propertyNames`.
+//! - the limits on attribute names, which JSON Schema states with `propertyNames`;
+//! - an example on every body, and the methods of a path that two API types share.
 //!
-//! schemathesis checks the result against a running hub in the test suite.
+//! `tests/blackbox/contract.rs` checks the result against a running hub with schemathesis,
+//! an OpenAPI validator and a generated client, and keeps `docs/openapi.json` equal to it.
 
 use poem::http::{Method, StatusCode, header};
 use poem::{Endpoint, IntoResponse, Request, Response};
@@ -19,7 +21,7 @@ use serde_json::{Map, Value, json};
 
 /// Each operation's error statuses. Every 4xx and 5xx answer an operation can give is here,
 /// and nothing else: the spec's other error answers are dropped.
-pub const ERRORS: &[(&str, &[u16])] = &[
+const ERRORS: &[(&str, &[u16])] = &[
     (
         "sendNotification",
         &[400, 401, 403, 409, 413, 415, 422, 503],
