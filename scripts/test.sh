@@ -95,6 +95,45 @@ fi
 "$venv/bin/kubernetes-validate" --version
 "$venv/bin/hadolint" --version
 
+step "container image tools: podman, runc, and a Debian base made with debootstrap"
+# tests/blackbox/container.rs builds deploy/Dockerfile with podman and runs the image. No
+# registry answers here, so the base is Debian bookworm from Debian's packages, made once
+# with debootstrap and kept as a local image; only a missing one is made again (about 35 s).
+# podman runs with runc and cgroupfs: crun fails on these machines' hybrid cgroups.
+if ! command -v podman >/dev/null || ! command -v runc >/dev/null || ! command -v debootstrap >/dev/null; then
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  install_podman() {
+    $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+      podman runc debootstrap uidmap
+  }
+  install_podman || { $sudo apt-get update -q && install_podman; }
+fi
+podman --version
+base_image="localhost/switchyard-base:bookworm"
+if ! podman --runtime runc --cgroup-manager cgroupfs image exists "$base_image"; then
+  rootfs="$(mktemp -d)"
+  trap 'rm -rf "$rootfs"' EXIT
+  debootstrap --variant=minbase bookworm "$rootfs" http://deb.debian.org/debian >/dev/null
+  # As Debian's own container images are: apt keeps no package lists, caches or downloads
+  # in the image, and no documentation is installed.
+  rm -rf "$rootfs"/var/lib/apt/lists/* "$rootfs"/var/cache/apt/*.bin \
+    "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/usr/share/doc/* "$rootfs"/usr/share/man/* \
+    "$rootfs"/usr/share/locale/*
+  cat >"$rootfs/etc/apt/apt.conf.d/docker-clean" <<'APT'
+DPkg::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+APT::Update::Post-Invoke { "rm -f /var/cache/apt/archives/*.deb /var/cache/apt/archives/partial/*.deb /var/cache/apt/*.bin || true"; };
+Dir::Cache::pkgcache "";
+Dir::Cache::srcpkgcache "";
+APT
+  printf 'path-exclude /usr/share/doc/*\npath-exclude /usr/share/man/*\npath-exclude /usr/share/locale/*\n' \
+    >"$rootfs/etc/dpkg/dpkg.cfg.d/docker-excludes"
+  tar -C "$rootfs" -c . | podman --runtime runc --cgroup-manager cgroupfs import - "$base_image" >/dev/null
+  rm -rf "$rootfs"
+  trap - EXIT
+fi
+podman --runtime runc --cgroup-manager cgroupfs image inspect --format '{{.Id}} {{.Size}}' "$base_image"
+
 step "Kafka-compatible broker for the Kafka stream tests (tansu)"
 # host/tests/it/kafka.rs talks to a real broker and fails (never skips) without one. When
 # SWITCHYARD_TEST_KAFKA already names a broker (a CI service, a real cluster), that one is
