@@ -18,10 +18,10 @@ use crate::support::{
 use crate::tansu::PrivateBroker;
 
 /// Tests that need RabbitMQ up hold this for reading; the restart test holds it for writing.
-static RABBITMQ: LazyLock<RwLock<()>> = LazyLock::new(|| RwLock::new(()));
+pub(crate) static RABBITMQ: LazyLock<RwLock<()>> = LazyLock::new(|| RwLock::new(()));
 
-const RABBITMQ_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
-const REDIS_URL: &str = "redis://127.0.0.1:6379";
+pub(crate) const RABBITMQ_URL: &str = "amqp://guest:guest@127.0.0.1:5672/%2f";
+pub(crate) const REDIS_URL: &str = "redis://127.0.0.1:6379";
 const LONG: Duration = Duration::from_secs(180);
 
 fn kafka_brokers() -> String {
@@ -40,11 +40,11 @@ fn random_name(prefix: &str) -> String {
 
 /// One test's share of the backbone: its topic, group, queues and database. Dropping it
 /// (after the test's hubs, which are declared later) deletes the database and the queues.
-struct Backbone {
+pub(crate) struct Backbone {
     kafka: String,
     topic: String,
     group: String,
-    prefix: String,
+    pub(crate) prefix: String,
     database: String,
     /// The channels whose queues the test's hubs make.
     channels: Vec<String>,
@@ -97,7 +97,7 @@ impl Drop for Backbone {
 
 impl Backbone {
     /// A fresh topic, group, queue prefix and PostgreSQL database.
-    async fn fresh() -> Backbone {
+    pub(crate) async fn fresh() -> Backbone {
         let database = random_name("switchyard_bb");
         let admin = sqlx::PgPool::connect(&postgres_admin_url())
             .await
@@ -117,7 +117,7 @@ impl Backbone {
         }
     }
 
-    fn store_url(&self) -> String {
+    pub(crate) fn store_url(&self) -> String {
         let admin = postgres_admin_url();
         let base = admin
             .rsplit_once('/')

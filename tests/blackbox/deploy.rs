@@ -120,3 +120,97 @@ fn the_shipped_routes_files_pass_the_hubs_check() {
         );
     }
 }
+
+/// The Kubernetes manifests run the image the way `container.rs` proved it runs: the
+/// Dockerfile's user, port, data dir and command, the health paths, the routes file's path,
+/// and an image tagged with this version.
+#[test]
+fn the_kubernetes_manifests_agree_with_the_dockerfile() {
+    use crate::container::{DATA_DIR, ROUTES_PATH, USER_ID};
+
+    let dockerfile = std::fs::read_to_string(deploy().join("Dockerfile")).expect("a Dockerfile");
+    let line = |instruction: &str| -> String {
+        let found: Vec<&str> = dockerfile
+            .lines()
+            .filter_map(|l| l.strip_prefix(instruction))
+            .collect();
+        assert_eq!(found.len(), 1, "one {instruction}line in the Dockerfile");
+        found[0].trim().to_owned()
+    };
+    assert_eq!(line("USER "), format!("{USER_ID}:{USER_ID}"));
+    assert_eq!(line("EXPOSE "), "8080");
+    assert_eq!(line("VOLUME "), format!("[\"{DATA_DIR}\"]"));
+    assert_eq!(line("CMD "), "[\"serve\"]");
+    assert!(dockerfile.contains(&format!("SWITCHYARD_DATA_DIR={DATA_DIR}")));
+    assert!(dockerfile.contains("SWITCHYARD_LISTEN=0.0.0.0:8080"));
+
+    // Every document of every manifest, as JSON, through the venv's PyYAML.
+    let dump = run(Command::new(python())
+        .args([
+            "-c",
+            "import json, sys, yaml\n\
+             docs = [d for f in sys.argv[1:] for d in yaml.safe_load_all(open(f)) if d]\n\
+             print(json.dumps(docs))",
+        ])
+        .args(manifests()));
+    assert_success("reading the manifests", &dump);
+    let docs: serde_json::Value =
+        serde_json::from_slice(&dump.stdout).expect("the manifests as JSON");
+    let docs = docs.as_array().expect("a list of documents");
+
+    let env = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap" && d["metadata"]["name"] == "switchyard-env")
+        .expect("the switchyard-env ConfigMap");
+    assert_eq!(env["data"]["SWITCHYARD_LISTEN"], "0.0.0.0:8080");
+    assert_eq!(env["data"]["SWITCHYARD_ROUTES"], ROUTES_PATH);
+
+    let deployments: Vec<&serde_json::Value> =
+        docs.iter().filter(|d| d["kind"] == "Deployment").collect();
+    assert_eq!(deployments.len(), 2, "the api and worker Deployments");
+    let user: u32 = USER_ID.parse().expect("a number");
+    for deployment in deployments {
+        let name = deployment["metadata"]["name"].as_str().unwrap_or("?");
+        let pod = &deployment["spec"]["template"]["spec"];
+        let security = &pod["securityContext"];
+        assert_eq!(security["runAsUser"], user, "{name}");
+        assert_eq!(security["runAsGroup"], user, "{name}");
+        assert_eq!(security["runAsNonRoot"], true, "{name}");
+        let container = &pod["containers"][0];
+        assert_eq!(
+            container["image"],
+            format!(
+                "registry.example.com/switchyard:{}",
+                env!("CARGO_PKG_VERSION")
+            ),
+            "{name}: the image of this version"
+        );
+        assert_eq!(container["args"], serde_json::json!(["serve"]), "{name}");
+        assert_eq!(container["ports"][0]["containerPort"], 8080, "{name}");
+        assert_eq!(container["ports"][0]["name"], "http", "{name}");
+        for (probe, path) in [
+            ("startupProbe", "/healthz"),
+            ("livenessProbe", "/healthz"),
+            ("readinessProbe", "/readyz"),
+        ] {
+            assert_eq!(container[probe]["httpGet"]["path"], path, "{name} {probe}");
+            assert_eq!(
+                container[probe]["httpGet"]["port"], "http",
+                "{name} {probe}"
+            );
+        }
+        let mounts = container["volumeMounts"].as_array().expect("mounts");
+        let mount = |path: &str| mounts.iter().find(|m| m["mountPath"] == path);
+        assert!(mount(DATA_DIR).is_some(), "{name} mounts the data dir");
+        assert!(
+            mount("/tmp").is_some(),
+            "{name} gives the read-only root a /tmp"
+        );
+        let routes_dir = ROUTES_PATH.rsplit_once('/').map(|(dir, _)| dir).unwrap();
+        assert!(mount(routes_dir).is_some(), "{name} mounts the routes");
+        assert_eq!(
+            container["securityContext"]["readOnlyRootFilesystem"], true,
+            "{name}: the container test runs the image read-only too"
+        );
+    }
+}

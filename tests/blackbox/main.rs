@@ -9,6 +9,7 @@ mod admin_limits;
 mod bad_input;
 mod brokers;
 mod browser;
+mod container;
 mod contract;
 mod crash;
 mod delivery;
