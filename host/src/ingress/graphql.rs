@@ -40,7 +40,7 @@ use poem::{Endpoint, FromRequest, IntoResponse, Request, Response, Route};
 use serde_json::{Map, Value};
 use tokio::sync::broadcast::error::RecvError;
 
-use super::listing::{next_page, page_limit, parse_time, rfc3339};
+use super::listing::{DeliveryState, next_page, page_limit, parse_time, rfc3339};
 use super::{Problem, adapt, auth};
 use crate::events::{Event, EventFilter, EventType};
 use crate::pipeline::Hub;
@@ -335,24 +335,6 @@ impl QueryRoot {
                 imports: plugin.manifest().host_functions.clone(),
             })
             .collect()
-    }
-}
-
-/// A delivery's state.
-#[derive(async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
-pub enum DeliveryState {
-    Pending,
-    Delivered,
-    Dead,
-}
-
-impl DeliveryState {
-    fn as_str(self) -> &'static str {
-        match self {
-            DeliveryState::Pending => "pending",
-            DeliveryState::Delivered => "delivered",
-            DeliveryState::Dead => "dead",
-        }
     }
 }
 

@@ -1,4 +1,37 @@
-//! What the REST and GraphQL listings share: times as RFC 3339, page limits and cursors.
+//! What the REST and GraphQL listings share: delivery states, times as RFC 3339, page
+//! limits and cursors.
+
+/// Where a delivery stands, as the REST API (`pending`) and GraphQL (`PENDING`) name it.
+#[derive(poem_openapi::Enum, async_graphql::Enum, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum DeliveryState {
+    /// Waiting for its next attempt.
+    Pending,
+    /// Delivered.
+    Delivered,
+    /// Out of retries, or failed for good: a dead letter.
+    Dead,
+}
+
+impl DeliveryState {
+    /// The state as the store keeps it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Dead => "dead",
+        }
+    }
+
+    /// A stored state; anything unknown reads as pending, the state that promises least.
+    pub fn parse(stored: &str) -> DeliveryState {
+        match stored {
+            "delivered" => DeliveryState::Delivered,
+            "dead" => DeliveryState::Dead,
+            _ => DeliveryState::Pending,
+        }
+    }
+}
 
 /// A store time (Unix milliseconds) as RFC 3339 UTC with milliseconds.
 pub fn rfc3339(ms: i64) -> String {

@@ -15,7 +15,7 @@ use poem_openapi::payload::{Json, PlainText};
 use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Object, OpenApi, SecurityScheme, Tags, auth::Bearer};
 
-use super::listing::{next_page, page_limit, rfc3339, unix_ms};
+use super::listing::{DeliveryState, next_page, page_limit, rfc3339, unix_ms};
 use super::problem::{Problem, ProblemResponse};
 use super::raw_json::{RawJson, StrictJson};
 use super::{REST_ADAPTER, REST_SOURCE, auth};
@@ -307,36 +307,6 @@ impl Example for AttemptOut {
             outcome: AttemptOutcome::Delivered,
             status: Some(200),
             detail: None,
-        }
-    }
-}
-
-/// Where a delivery stands.
-#[derive(poem_openapi::Enum, Clone, Copy, PartialEq, Eq)]
-#[oai(rename_all = "lowercase")]
-enum DeliveryState {
-    /// Waiting for its next attempt.
-    Pending,
-    /// Delivered.
-    Delivered,
-    /// Out of retries, or failed for good: a dead letter.
-    Dead,
-}
-
-impl DeliveryState {
-    fn as_str(self) -> &'static str {
-        match self {
-            DeliveryState::Pending => "pending",
-            DeliveryState::Delivered => "delivered",
-            DeliveryState::Dead => "dead",
-        }
-    }
-
-    fn parse(stored: &str) -> DeliveryState {
-        match stored {
-            "delivered" => DeliveryState::Delivered,
-            "dead" => DeliveryState::Dead,
-            _ => DeliveryState::Pending,
         }
     }
 }
