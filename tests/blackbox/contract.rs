@@ -246,10 +246,25 @@ async fn schemathesis_finds_no_failure() {
     let (ok, printed) = run(schemathesis, Duration::from_secs(1200)).await;
     println!("{printed}");
     assert!(ok, "schemathesis found failures (its output is above)");
+    // Every operation of the spec was tested, in every phase.
+    let spec = hub.get("/openapi.json").await.json();
+    let operations: usize = spec["paths"]
+        .as_object()
+        .expect("paths")
+        .values()
+        .map(|item| item.as_object().map_or(0, |methods| methods.len()))
+        .sum();
+    assert!(operations >= 21, "the spec lists its operations");
     assert!(
-        !printed.contains("No operations"),
-        "schemathesis tested nothing:\n{printed}"
+        printed.contains(&format!("Tested: {operations}\n")),
+        "schemathesis did not test all {operations} operations:\n{printed}"
     );
+    for phase in ["Examples", "Coverage", "Fuzzing", "Stateful"] {
+        assert!(
+            printed.contains(&format!("✅ {phase}")),
+            "the {phase} phase did not pass:\n{printed}"
+        );
+    }
 }
 
 /// Routes for the generated client: `ok.*` is delivered to a receiver, `doomed.*` goes to
