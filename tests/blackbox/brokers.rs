@@ -38,21 +38,70 @@ fn random_name(prefix: &str) -> String {
     format!("{prefix}_{:016x}", rand::random::<u64>())
 }
 
+/// A PostgreSQL database of a test's own, named `<prefix>_<random>`; dropped, connections
+/// and all, when the value is, however the test ends.
+pub(crate) struct TestDatabase {
+    pub(crate) name: String,
+}
+
+impl TestDatabase {
+    pub(crate) async fn create(prefix: &str) -> TestDatabase {
+        let name = random_name(prefix);
+        let admin = sqlx::PgPool::connect(&postgres_admin_url())
+            .await
+            .expect("PostgreSQL answers (127.0.0.1:5432, or SWITCHYARD_TEST_POSTGRES)");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&admin)
+            .await
+            .expect("can create a test database");
+        admin.close().await;
+        TestDatabase { name }
+    }
+
+    /// Its URL: the admin URL's server, this database.
+    pub(crate) fn url(&self) -> String {
+        let admin = postgres_admin_url();
+        let base = admin
+            .rsplit_once('/')
+            .map_or(admin.as_str(), |(base, _)| base);
+        format!("{base}/{}", self.name)
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop cannot await, and the test's runtime may be gone: a small runtime of its own.
+        let dropped = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime for the cleanup");
+            runtime.block_on(async {
+                if let Ok(admin) = sqlx::PgPool::connect(&postgres_admin_url()).await {
+                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    let _ = sqlx::query(&drop).execute(&admin).await;
+                }
+            });
+        });
+        let _ = dropped.join();
+    }
+}
+
 /// One test's share of the backbone: its topic, group, queues and database. Dropping it
-/// (after the test's hubs, which are declared later) deletes the database and the queues.
+/// (after the test's hubs, which are declared later) deletes the queues, then the database.
 pub(crate) struct Backbone {
     kafka: String,
     topic: String,
     group: String,
     pub(crate) prefix: String,
-    database: String,
+    database: TestDatabase,
     /// The channels whose queues the test's hubs make.
     channels: Vec<String>,
 }
 
 impl Drop for Backbone {
     fn drop(&mut self) {
-        let database = self.database.clone();
         let queues: Vec<String> = self
             .channels
             .iter()
@@ -70,10 +119,6 @@ impl Drop for Backbone {
                 .build()
                 .expect("a runtime for the cleanup");
             runtime.block_on(async {
-                if let Ok(admin) = sqlx::PgPool::connect(&postgres_admin_url()).await {
-                    let drop = format!("DROP DATABASE IF EXISTS {database} WITH (FORCE)");
-                    let _ = sqlx::query(&drop).execute(&admin).await;
-                }
                 let connection = lapin::Connection::connect(
                     RABBITMQ_URL,
                     lapin::ConnectionProperties::default(),
@@ -98,31 +143,18 @@ impl Drop for Backbone {
 impl Backbone {
     /// A fresh topic, group, queue prefix and PostgreSQL database.
     pub(crate) async fn fresh() -> Backbone {
-        let database = random_name("switchyard_bb");
-        let admin = sqlx::PgPool::connect(&postgres_admin_url())
-            .await
-            .expect("PostgreSQL answers (127.0.0.1:5432, or SWITCHYARD_TEST_POSTGRES)");
-        sqlx::query(&format!("CREATE DATABASE {database}"))
-            .execute(&admin)
-            .await
-            .expect("can create a test database");
-        admin.close().await;
         Backbone {
             kafka: kafka_brokers(),
             topic: random_name("notifications"),
             group: random_name("routers"),
             prefix: random_name("q"),
-            database,
+            database: TestDatabase::create("switchyard_bb").await,
             channels: vec!["hook".to_owned()],
         }
     }
 
     pub(crate) fn store_url(&self) -> String {
-        let admin = postgres_admin_url();
-        let base = admin
-            .rsplit_once('/')
-            .map_or(admin.as_str(), |(base, _)| base);
-        format!("{base}/{}", self.database)
+        self.database.url()
     }
 
     /// `hub`, set up to use this backbone in `roles`.

@@ -168,8 +168,26 @@ pub(crate) async fn readyz(hub: &Hub) -> u16 {
         .status
 }
 
+/// Asserts that `GET /api/v1/notifications/{id}` finds every id in `accepted`: nothing
+/// answered 202 was lost. Prints how many were accepted and how many are not stored.
+pub(crate) async fn assert_none_lost(hub: &Hub, accepted: &BTreeSet<String>) {
+    let lost = missing(hub, accepted).await;
+    eprintln!(
+        "accepted (202): {}; not stored: {}",
+        accepted.len(),
+        lost.len()
+    );
+    assert!(
+        lost.is_empty(),
+        "{} of {} notifications answered 202 are not stored, such as {:?}",
+        lost.len(),
+        accepted.len(),
+        &lost[..lost.len().min(3)]
+    );
+}
+
 /// The ids in `accepted` that `GET /api/v1/notifications/{id}` does not find.
-pub(crate) async fn missing(hub: &Hub, accepted: &BTreeSet<String>) -> Vec<String> {
+async fn missing(hub: &Hub, accepted: &BTreeSet<String>) -> Vec<String> {
     let mut missing = Vec::new();
     for id in accepted {
         let answer = hub.get(&format!("/api/v1/notifications/{id}")).await;
@@ -298,19 +316,7 @@ async fn a_full_disk_refuses_with_503_and_loses_no_accepted_notification() {
     .await;
 
     // Nothing answered 202 is lost: readable, delivered, and there after a restart.
-    let lost = missing(&hub, &accepted).await;
-    eprintln!(
-        "accepted (202): {}; not stored: {}",
-        accepted.len(),
-        lost.len()
-    );
-    assert!(
-        lost.is_empty(),
-        "{} of {} notifications answered 202 are not stored, such as {:?}",
-        lost.len(),
-        accepted.len(),
-        &lost[..lost.len().min(3)]
-    );
+    assert_none_lost(&hub, &accepted).await;
     assert!(
         unready_while_refusing > 0,
         "/readyz said ready every time right after a 503 for a failed commit"

@@ -8,63 +8,17 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::brokers::postgres_admin_url;
-use crate::disk_full::{Sent, delivered_and_kept_across_a_restart, missing, readyz, send_batch};
+use crate::brokers::{TestDatabase, postgres_admin_url};
+use crate::disk_full::{
+    Sent, assert_none_lost, delivered_and_kept_across_a_restart, readyz, send_batch,
+};
 use crate::support::{Hub, Receiver, one_hook};
-
-/// A database of the test's own, so the terminations reach only its hub's connections;
-/// dropped (connections and all) when the test ends, however it ends.
-struct Database {
-    name: String,
-}
-
-impl Database {
-    async fn create() -> Database {
-        let name = format!("switchyard_cut_{:016x}", rand::random::<u64>());
-        let admin = sqlx::PgPool::connect(&postgres_admin_url())
-            .await
-            .expect("PostgreSQL answers (127.0.0.1:5432, or SWITCHYARD_TEST_POSTGRES)");
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&admin)
-            .await
-            .expect("can create a test database");
-        admin.close().await;
-        Database { name }
-    }
-
-    fn url(&self) -> String {
-        let admin = postgres_admin_url();
-        let base = admin
-            .rsplit_once('/')
-            .map_or(admin.as_str(), |(base, _)| base);
-        format!("{base}/{}", self.name)
-    }
-}
-
-impl Drop for Database {
-    fn drop(&mut self) {
-        let name = self.name.clone();
-        // Drop cannot await, and the test's runtime may be gone: a small runtime of its own.
-        let dropped = std::thread::spawn(move || {
-            let runtime = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .expect("a runtime for the cleanup");
-            runtime.block_on(async {
-                if let Ok(admin) = sqlx::PgPool::connect(&postgres_admin_url()).await {
-                    let drop = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
-                    let _ = sqlx::query(&drop).execute(&admin).await;
-                }
-            });
-        });
-        let _ = dropped.join();
-    }
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn cut_database_connections_lose_no_accepted_notification() {
     let receiver = Receiver::start().await;
-    let database = Database::create().await;
+    // A database of the test's own, so the terminations reach only its hub's connections.
+    let database = TestDatabase::create("switchyard_cut").await;
     let mut hub = Hub::new(&one_hook(&receiver.url("/hook"), "[100ms, 500ms, 1s]", ""))
         .env("SWITCHYARD_STORE__URL", &database.url());
     hub.start().await;
@@ -168,13 +122,6 @@ async fn cut_database_connections_lose_no_accepted_notification() {
     }
     assert!(taken, "the hub took no batch once the cuts stopped");
 
-    let lost = missing(&hub, &accepted).await;
-    assert!(
-        lost.is_empty(),
-        "{} of {} notifications answered 202 are not stored, such as {:?}",
-        lost.len(),
-        accepted.len(),
-        &lost[..lost.len().min(3)]
-    );
+    assert_none_lost(&hub, &accepted).await;
     delivered_and_kept_across_a_restart(&mut hub, &receiver, &accepted).await;
 }
