@@ -26,15 +26,18 @@ struct Crate {
 }
 
 impl Crate {
-    /// Built-in packages are named `adapter-<name>` or `channel-<name>`.
+    /// Built-in packages are named `adapter-<name>`, `channel-<name>` or `transform-<name>`.
     fn world(&self) -> &'static str {
         if self.package.starts_with("adapter-") {
             "Adapter"
         } else if self.package.starts_with("channel-") {
             "Channel"
+        } else if self.package.starts_with("transform-") {
+            "Transform"
         } else {
             panic!(
-                "plugin package {} must be named adapter-<name> or channel-<name>",
+                "plugin package {} must be named adapter-<name>, channel-<name> or \
+                 transform-<name>",
                 self.package
             )
         }

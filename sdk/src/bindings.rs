@@ -1,11 +1,11 @@
 //! Bindings generated from `wit/` (a link to the repository's one copy of the contract).
 //!
-//! Both worlds are generated here. Because the export macros are public, the custom
+//! All three worlds are generated here. Because the export macros are public, the custom
 //! sections in this crate describe only the imports; each plugin's export macro adds the
 //! full description of the one world it implements, so an adapter never claims to be a
-//! channel or the other way round.
+//! channel or a transform, or the other way round.
 
-/// The `adapter` world: imports `host`, exports `metadata` and `inbound`.
+/// The `adapter` world: imports `host`, exports `inbound`.
 pub mod adapter {
     wit_bindgen::generate!({
         world: "adapter",
@@ -18,8 +18,8 @@ pub mod adapter {
     });
 }
 
-/// The `channel` world: imports `host`, exports `metadata` and `outbound`. Shares its
-/// types and host imports with the adapter bindings.
+/// The `channel` world: imports `host`, exports `outbound`. Shares its types and host
+/// imports with the adapter bindings.
 pub mod channel {
     wit_bindgen::generate!({
         world: "channel",
@@ -30,8 +30,26 @@ pub mod channel {
         runtime_path: "switchyard_sdk::__wit_bindgen::rt",
         additional_derives: [Clone, PartialEq],
         with: {
-            "switchyard:plugin/types@0.1.0": crate::__bindings::adapter::switchyard::plugin::types,
-            "switchyard:plugin/host@0.1.0": crate::__bindings::adapter::switchyard::plugin::host,
+            "switchyard:plugin/types@0.2.0": crate::__bindings::adapter::switchyard::plugin::types,
+            "switchyard:plugin/host@0.2.0": crate::__bindings::adapter::switchyard::plugin::host,
+        },
+    });
+}
+
+/// The `transform` world: imports `host`, exports `transformer`. Shares its types and host
+/// imports with the adapter bindings.
+pub mod transform {
+    wit_bindgen::generate!({
+        world: "transform",
+        path: "wit",
+        pub_export_macro: true,
+        export_macro_name: "export_world",
+        default_bindings_module: "switchyard_sdk::__bindings::transform",
+        runtime_path: "switchyard_sdk::__wit_bindgen::rt",
+        additional_derives: [Clone, PartialEq],
+        with: {
+            "switchyard:plugin/types@0.2.0": crate::__bindings::adapter::switchyard::plugin::types,
+            "switchyard:plugin/host@0.2.0": crate::__bindings::adapter::switchyard::plugin::host,
         },
     });
 }

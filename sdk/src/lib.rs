@@ -1,14 +1,17 @@
 //! # switchyard-sdk
 //!
 //! Write Switchyard plugins as plain Rust. A plugin is a WebAssembly component that is
-//! either an **adapter** (it turns an inbound request into notification drafts) or a
-//! **channel** (it delivers one notification to a destination). You implement one trait,
-//! [`Adapter`] or [`Channel`], and name your type in one macro, [`export_adapter!`] or
-//! [`export_channel!`]. The SDK generates the WebAssembly bindings for you.
+//! an **adapter** (it turns an inbound request into notification drafts), a **channel**
+//! (it delivers one notification to a destination) or a **transform** (it reshapes,
+//! filters or splits a notification on its way to a channel). You implement one trait,
+//! [`Adapter`], [`Channel`] or [`Transform`], and name your type in one macro,
+//! [`export_adapter!`], [`export_channel!`] or [`export_transform!`]. The SDK generates
+//! the WebAssembly bindings for you, against `switchyard:plugin@0.2.0`.
 //!
 //! Build with `cargo build --release --target wasm32-wasip2` (the crate type must be
 //! `cdylib`); the `.wasm` file in `target/wasm32-wasip2/release/` is the plugin.
-//! `switchyard plugin new NAME --kind channel` scaffolds such a crate, and
+//! `switchyard plugin new NAME --kind channel` (or `adapter`, `transform`) scaffolds such
+//! a crate, and
 //! `switchyard plugin check FILE.wasm` tells you whether the host will accept it.
 //!
 //! ## A complete channel
@@ -71,6 +74,63 @@
 //! export_adapter!(Builds);
 //! ```
 //!
+//! ## A complete transform
+//!
+//! A transform runs between a route and a channel, on every attempt, and answers with
+//! [`Transformed::keep`] (the notification, changed or not), [`Transformed::drop`] (a
+//! filter: nothing goes to this channel) or [`Transformed::split`] (several notifications
+//! instead of one), or with a [`TransformError`]. This one drops orders below the
+//! `min_total` in its config, adds a `size` attribute, and slims the payload down to what
+//! the channel needs:
+//!
+//! ```no_run
+//! use serde::Deserialize;
+//! use serde_json::json;
+//! use switchyard_sdk::{
+//!     Notification, Transform, TransformContext, TransformError, Transformed, export_transform,
+//! };
+//!
+//! #[derive(Deserialize)]
+//! struct Config {
+//!     min_total: f64,
+//! }
+//!
+//! struct BigOrders;
+//!
+//! impl Transform for BigOrders {
+//!     fn transform(
+//!         notification: Notification,
+//!         context: TransformContext,
+//!     ) -> Result<Transformed, TransformError> {
+//!         let config: Config = switchyard_sdk::config().map_err(TransformError::fail)?;
+//!         // Malformed JSON fails the delivery: `?` turns the parser's error into a
+//!         // TransformError that is not retried.
+//!         let payload = notification.payload_json()?;
+//!         let Some(total) = payload["total"].as_f64() else {
+//!             return Err(TransformError::fail("payload.total is missing or not a number"));
+//!         };
+//!         if total < config.min_total {
+//!             return Ok(Transformed::drop(format!(
+//!                 "total {total} is below {} for {}",
+//!                 config.min_total, context.channel
+//!             )));
+//!         }
+//!         let slim = json!({"order": payload["id"], "total": total});
+//!         Ok(Transformed::keep(
+//!             notification
+//!                 .with_attribute("size", "big")
+//!                 .with_payload_json(&slim),
+//!         ))
+//!     }
+//! }
+//!
+//! export_transform!(BigOrders);
+//! ```
+//!
+//! Transforms run again on every delivery attempt, so give the same answer for the same
+//! notification each time. A [`TransformError::retry`] retries the delivery on the
+//! channel's schedule; a [`TransformError::fail`] dead-letters it.
+//!
 //! ## What a plugin can reach
 //!
 //! Nothing but the host: [`config`], [`secret`], [`now_ms`], logging ([`info!`] and
@@ -89,6 +149,7 @@ mod http;
 mod outcome;
 mod rejection;
 pub mod template;
+mod transformed;
 pub mod webhooks;
 
 #[doc(hidden)]
@@ -99,7 +160,8 @@ use __bindings::adapter::switchyard::plugin::host;
 pub use __bindings::adapter::switchyard::plugin::types::Failure;
 pub use __bindings::adapter::switchyard::plugin::types::{
     Delivery, Draft, FetchError, Field, HttpRequest, HttpResponse, Level, Notification, Outcome,
-    PluginInfo, Receipt, Rejection, Request, RetryHint, Transport,
+    PluginInfo, Receipt, Rejection, Request, RetryHint, TransformContext, TransformError,
+    Transformed, Transport,
 };
 
 /// An adapter: validates an inbound request and turns it into notification drafts.
@@ -118,6 +180,19 @@ pub trait Adapter {
 pub trait Channel {
     /// Delivers one notification.
     fn deliver(delivery: Delivery) -> Outcome;
+}
+
+/// A transform: reshapes, filters or splits one notification on its way to one channel.
+///
+/// It runs after the route picks the channel and before the channel delivers, on every
+/// attempt (so it should answer the same way each time). Its `config` and grants come from
+/// the `transforms:` entry of the routes file that names it.
+pub trait Transform {
+    /// Transforms one notification for the delivery that `context` describes.
+    fn transform(
+        notification: Notification,
+        context: TransformContext,
+    ) -> Result<Transformed, TransformError>;
 }
 
 /// Exports a type that implements [`Adapter`] as this component's adapter.
@@ -187,6 +262,41 @@ macro_rules! export_channel {
     };
 }
 
+/// Exports a type that implements [`Transform`] as this component's transform.
+///
+/// The plugin's name, version and description come from its `Cargo.toml`.
+#[macro_export]
+macro_rules! export_transform {
+    ($transform:ty) => {
+        const _: () = {
+            struct SwitchyardTransformExport;
+
+            impl $crate::__bindings::transform::exports::switchyard::plugin::transformer::Guest
+                for SwitchyardTransformExport
+            {
+                fn info() -> $crate::PluginInfo {
+                    $crate::__plugin_info(
+                        env!("CARGO_PKG_NAME"),
+                        env!("CARGO_PKG_VERSION"),
+                        env!("CARGO_PKG_DESCRIPTION"),
+                    )
+                }
+
+                fn transform(
+                    notification: $crate::Notification,
+                    context: $crate::TransformContext,
+                ) -> ::core::result::Result<$crate::Transformed, $crate::TransformError> {
+                    <$transform as $crate::Transform>::transform(notification, context)
+                }
+            }
+
+            $crate::__bindings::transform::export_world!(
+                SwitchyardTransformExport with_types_in $crate::__bindings::transform
+            );
+        };
+    };
+}
+
 #[doc(hidden)]
 pub fn __plugin_info(name: &str, version: &str, description: &str) -> PluginInfo {
     PluginInfo {
@@ -198,8 +308,8 @@ pub fn __plugin_info(name: &str, version: &str, description: &str) -> PluginInfo
 
 /// This plugin's `config` from the routes file, deserialized.
 ///
-/// The error is a sentence naming the problem, ready to be a [`Outcome::failed`] reason
-/// or a [`Rejection`] message.
+/// The error is a sentence naming the problem, ready to be a [`Outcome::failed`] reason,
+/// a [`Rejection`] message or a [`TransformError::fail`] reason.
 pub fn config<T: serde::de::DeserializeOwned>() -> Result<T, String> {
     serde_json::from_str(&host::config()).map_err(|e| format!("invalid plugin config: {e}"))
 }

@@ -1,4 +1,4 @@
-//! A channel for `switchyard:plugin@0.2.0`, which this host does not speak.
+//! A channel for `switchyard:plugin@0.9.0`, which this host does not speak.
 
 wit_bindgen::generate!({ world: "channel", path: "wit" });
 
