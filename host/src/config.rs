@@ -35,7 +35,10 @@
 //!   cpu_deadline: 200ms
 //!   call_timeout: 30s
 //!   allow_loopback: false
-//!   max_upload_bytes: 16777216    # the largest plugin an admin may upload
+//!   max_upload_bytes: 67108864    # the largest plugin file an admin may upload
+//!   max_adapter_bytes: 67108864   # the largest component of each world the runtime
+//!   max_channel_bytes: 67108864   # loads. Python and JavaScript components carry their
+//!   max_transform_bytes: 67108864 # interpreter, so the caps fit them
 //! ws:
 //!   allowed_origins: []        # browser origins allowed to open /ws; default: public_url's
 //!   max_frame_bytes: 65536     # a bigger frame closes the connection with 1009
@@ -352,6 +355,8 @@ pub struct PluginsConfig {
     pub allow_loopback: bool,
     /// The largest plugin component an admin may upload.
     pub max_upload_bytes: usize,
+    /// The largest component of each world the runtime loads.
+    pub max_component_bytes: crate::runtime::SizeCaps,
 }
 
 impl Default for Config {
@@ -386,7 +391,8 @@ impl Default for Config {
                 cpu_deadline: Duration::from_millis(200),
                 call_timeout: Duration::from_secs(30),
                 allow_loopback: false,
-                max_upload_bytes: 16 * 1024 * 1024,
+                max_upload_bytes: 64 * 1024 * 1024,
+                max_component_bytes: crate::runtime::SizeCaps::default(),
             },
             ws: WsConfig {
                 allowed_origins: Vec::new(),
@@ -590,7 +596,7 @@ impl Config {
             },
             // wasmtime wants an absolute cache path; the data dir may be relative.
             cache_dir: std::path::absolute(self.data_dir.join("cache")).ok(),
-            max_component_bytes: self.plugins.max_upload_bytes,
+            max_component_bytes: self.plugins.max_component_bytes,
             ..RuntimeConfig::default()
         }
     }
@@ -839,6 +845,27 @@ const SETTINGS: &[Setting] = &[
         key: "plugins.max_upload_bytes",
         apply: |c, n| {
             c.plugins.max_upload_bytes = integer(n, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "plugins.max_adapter_bytes",
+        apply: |c, n| {
+            c.plugins.max_component_bytes.adapter = integer(n, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "plugins.max_channel_bytes",
+        apply: |c, n| {
+            c.plugins.max_component_bytes.channel = integer(n, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "plugins.max_transform_bytes",
+        apply: |c, n| {
+            c.plugins.max_component_bytes.transform = integer(n, 1)?;
             Ok(())
         },
     },

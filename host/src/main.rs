@@ -182,17 +182,20 @@ enum PluginCommand {
         /// A `.wasm` component.
         file: PathBuf,
     },
-    /// Scaffolds a plugin crate that builds into a valid component.
+    /// Scaffolds a plugin project that builds into a valid component with one command.
     New {
-        /// The plugin's name; also the crate's directory name.
+        /// The plugin's name; also the project's directory name.
         name: String,
         /// Which world the plugin implements.
         #[arg(long, value_enum)]
         kind: Kind,
+        /// The language to write it in.
+        #[arg(long, value_enum, default_value = "rust")]
+        lang: Lang,
         /// Where to create the crate (default: the current directory).
         #[arg(long, default_value = ".")]
         path: PathBuf,
-        /// The switchyard-sdk crate to depend on (default: the SDK this binary was built
+        /// For Rust: the switchyard-sdk crate to depend on (default: the SDK this binary was built
         /// from, when it is still there).
         #[arg(long)]
         sdk: Option<PathBuf>,
@@ -200,9 +203,27 @@ enum PluginCommand {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum Lang {
+    Rust,
+    Python,
+    Js,
+}
+
+impl From<Lang> for scaffold::Lang {
+    fn from(lang: Lang) -> scaffold::Lang {
+        match lang {
+            Lang::Rust => scaffold::Lang::Rust,
+            Lang::Python => scaffold::Lang::Python,
+            Lang::Js => scaffold::Lang::Js,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum Kind {
     Adapter,
     Channel,
+    Transform,
 }
 
 impl From<Kind> for World {
@@ -210,6 +231,7 @@ impl From<Kind> for World {
         match kind {
             Kind::Adapter => World::Adapter,
             Kind::Channel => World::Channel,
+            Kind::Transform => World::Transform,
         }
     }
 }
@@ -380,22 +402,29 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Plugin(PluginCommand::New {
             name,
             kind,
+            lang,
             path,
             sdk,
         }) => {
-            let sdk = match sdk {
-                Some(sdk) => sdk,
-                None => scaffold::default_sdk_path().context(
-                    "the SDK this binary was built from is gone; pass --sdk PATH to a \
-                     switchyard-sdk checkout",
-                )?,
+            let lang = scaffold::Lang::from(lang);
+            let dir = if lang == scaffold::Lang::Rust {
+                let sdk = match sdk {
+                    Some(sdk) => sdk,
+                    None => scaffold::default_sdk_path().context(
+                        "the SDK this binary was built from is gone; pass --sdk PATH to a \
+                         switchyard-sdk checkout",
+                    )?,
+                };
+                scaffold::create(&path, &name, kind.into(), &sdk)?
+            } else {
+                scaffold::create_interpreted(&path, &name, kind.into(), lang)?
             };
-            let dir = scaffold::create(&path, &name, kind.into(), &sdk)?;
+            let (command, artifact) = scaffold::build_command(lang, &name);
             println!("Created {}. Build it with:\n", dir.display());
-            println!("    cd {} && cargo build --release\n", dir.display());
+            println!("    cd {} && {command}\n", dir.display());
             println!(
                 "then check it with:\n\n    switchyard plugin check {}",
-                dir.join(scaffold::artifact_path(&name)).display()
+                dir.join(artifact).display()
             );
             Ok(ExitCode::SUCCESS)
         }

@@ -126,19 +126,29 @@ impl Plugins {
 
     /// The plugin `name` if it is a channel.
     pub async fn channel(&self, name: &str) -> Result<Plugin, String> {
-        let plugin = self.get(name).await.map_err(|e| e.to_string())?;
-        match plugin.world() {
-            World::Channel => Ok(plugin),
-            World::Adapter => Err(format!("plugin `{name}` is an adapter, not a channel")),
-        }
+        self.of_world(name, World::Channel).await
     }
 
     /// The plugin `name` if it is an adapter.
     pub async fn adapter(&self, name: &str) -> Result<Plugin, String> {
+        self.of_world(name, World::Adapter).await
+    }
+
+    /// The plugin `name` if it is a transform.
+    pub async fn transform(&self, name: &str) -> Result<Plugin, String> {
+        self.of_world(name, World::Transform).await
+    }
+
+    async fn of_world(&self, name: &str, world: World) -> Result<Plugin, String> {
         let plugin = self.get(name).await.map_err(|e| e.to_string())?;
-        match plugin.world() {
-            World::Adapter => Ok(plugin),
-            World::Channel => Err(format!("plugin `{name}` is a channel, not an adapter")),
+        if plugin.world() == world {
+            Ok(plugin)
+        } else {
+            Err(format!(
+                "plugin `{name}` is {}, not {}",
+                plugin.world().with_article(),
+                world.with_article()
+            ))
         }
     }
 
@@ -326,6 +336,7 @@ fn parse_world(text: &str) -> Option<World> {
     match text {
         "adapter" => Some(World::Adapter),
         "channel" => Some(World::Channel),
+        "transform" => Some(World::Transform),
         _ => None,
     }
 }

@@ -2,7 +2,7 @@
 
 use super::State;
 use super::bindings::types::{FetchError, HttpRequest, HttpResponse, Level};
-use super::bindings::{host, types};
+use super::bindings::{host, types, v0_1};
 
 impl types::Host for State {}
 
@@ -52,5 +52,28 @@ impl host::Host for State {
             Err(error) => tracing::debug!(plugin = %self.plugin, %url, ?error, "fetch failed"),
         }
         result
+    }
+}
+
+/// Contract 0.1.0's `host` is the same five functions: answer with the current ones.
+impl v0_1::host::Host for State {
+    fn log(&mut self, level: Level, message: String) {
+        host::Host::log(self, level, message)
+    }
+
+    fn config(&mut self) -> String {
+        host::Host::config(self)
+    }
+
+    fn secret(&mut self, name: String) -> Option<String> {
+        host::Host::secret(self, name)
+    }
+
+    fn now(&mut self) -> u64 {
+        host::Host::now(self)
+    }
+
+    async fn fetch(&mut self, request: HttpRequest) -> Result<HttpResponse, FetchError> {
+        host::Host::fetch(self, request).await
     }
 }

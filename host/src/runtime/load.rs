@@ -10,11 +10,14 @@ use std::fmt;
 use wasmtime::Engine;
 use wasmtime::component::{Component, types::ComponentItem};
 
-/// The contract version this host speaks: `switchyard:plugin@0.1.0`.
-pub const CONTRACT_VERSION: &str = "0.1.0";
+/// The contract version this host speaks: `switchyard:plugin@0.2.0`.
+pub const CONTRACT_VERSION: &str = "0.2.0";
+/// The earlier version whose adapters and channels still load: its two worlds are the
+/// current ones, and it has no transforms.
+pub const LEGACY_CONTRACT_VERSION: &str = "0.1.0";
 const PACKAGE: &str = "switchyard:plugin";
 
-/// Which of the two worlds a component implements.
+/// Which of the three worlds a component implements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum World {
@@ -22,6 +25,22 @@ pub enum World {
     Adapter,
     /// Exports `outbound`: delivers notifications.
     Channel,
+    /// Exports `transformer`: reshapes, filters or splits notifications before delivery.
+    Transform,
+}
+
+impl World {
+    /// Every world, in the contract's order.
+    pub const ALL: [World; 3] = [World::Adapter, World::Channel, World::Transform];
+
+    /// "an adapter", "a channel", "a transform".
+    pub fn with_article(self) -> &'static str {
+        match self {
+            World::Adapter => "an adapter",
+            World::Channel => "a channel",
+            World::Transform => "a transform",
+        }
+    }
 }
 
 impl fmt::Display for World {
@@ -29,6 +48,7 @@ impl fmt::Display for World {
         f.write_str(match self {
             World::Adapter => "adapter",
             World::Channel => "channel",
+            World::Transform => "transform",
         })
     }
 }
@@ -59,6 +79,21 @@ pub enum LoadError {
         /// The cap.
         max: usize,
     },
+    /// Over its world's size cap.
+    #[error(
+        "the file has {size} bytes; {world} plugin may have at most {max} \
+         (plugins.max_{key}_bytes)",
+        world = world.with_article(),
+        key = world
+    )]
+    TooLargeForWorld {
+        /// The file's size.
+        size: usize,
+        /// The world's cap.
+        max: usize,
+        /// The component's world.
+        world: World,
+    },
     /// Not WebAssembly at all.
     #[error("this is not a WebAssembly file (it does not start with \\0asm)")]
     NotWasm,
@@ -71,24 +106,27 @@ pub enum LoadError {
     /// Wasmtime could not compile it.
     #[error("the component is malformed: {0}")]
     Compile(String),
-    /// It exports neither world's interface.
+    /// It exports no world's interface.
     #[error(
-        "the component exports neither {PACKAGE}/inbound (an adapter) nor {PACKAGE}/outbound \
-         (a channel) at version {CONTRACT_VERSION}; it exports: {exports}"
+        "the component exports none of {PACKAGE}/inbound (an adapter), {PACKAGE}/outbound \
+         (a channel) or {PACKAGE}/transformer (a transform) at version {CONTRACT_VERSION}; \
+         it exports: {exports}"
     )]
     NoWorld {
         /// What it does export.
         exports: String,
     },
-    /// It exports both worlds' interfaces.
+    /// It exports more than one world's interface.
     #[error(
-        "the component exports both inbound and outbound; a plugin is one adapter or one channel"
+        "the component exports the interfaces of more than one world; a plugin is one \
+         adapter, one channel or one transform"
     )]
     BothWorlds,
     /// It was built against another contract version.
     #[error(
         "the component was built against {PACKAGE}@{found}, but this host speaks \
-         {PACKAGE}@{CONTRACT_VERSION}; rebuild it with a matching switchyard-sdk"
+         {PACKAGE}@{CONTRACT_VERSION} (and {LEGACY_CONTRACT_VERSION} for adapters and \
+         channels); rebuild it with a matching switchyard SDK"
     )]
     ContractVersion {
         /// The version the component asks for.
@@ -163,18 +201,20 @@ pub(super) fn manifest(
         let found = match interface {
             "inbound" => World::Adapter,
             "outbound" => World::Channel,
+            "transformer" => World::Transform,
             _ => continue,
         };
-        if version != CONTRACT_VERSION {
+        let legacy = version == LEGACY_CONTRACT_VERSION && found != World::Transform;
+        if version != CONTRACT_VERSION && !legacy {
             return Err(LoadError::ContractVersion {
                 found: version.to_string(),
             });
         }
-        if world.replace(found).is_some() {
+        if world.replace((found, version)).is_some() {
             return Err(LoadError::BothWorlds);
         }
     }
-    let world = world.ok_or_else(|| LoadError::NoWorld {
+    let (world, version) = world.ok_or_else(|| LoadError::NoWorld {
         exports: if exports.is_empty() {
             "nothing".into()
         } else {
@@ -185,16 +225,24 @@ pub(super) fn manifest(
     let mut host_functions = Vec::new();
     let mut wasi_interfaces = Vec::new();
     for (name, item) in ty.imports(engine) {
-        if let Some((interface, version)) = ours(name) {
-            if version != CONTRACT_VERSION {
+        if let Some((interface, imported)) = ours(name) {
+            // The imports come from the same contract as the exports.
+            if imported != version {
                 return Err(LoadError::ContractVersion {
-                    found: version.to_string(),
+                    found: imported.to_string(),
                 });
             }
             if interface == "host"
                 && let ComponentItem::ComponentInstance(instance) = item.ty
             {
-                host_functions.extend(instance.exports(engine).map(|(f, _)| f.to_string()));
+                // Only the functions: some toolchains (componentize-py) import the
+                // interface's types by name too.
+                host_functions.extend(
+                    instance
+                        .exports(engine)
+                        .filter(|(_, item)| matches!(item.ty, ComponentItem::ComponentFunc(_)))
+                        .map(|(f, _)| f.to_string()),
+                );
             }
         } else if name.starts_with("wasi:") {
             wasi_interfaces.push(name.to_string());
@@ -209,7 +257,7 @@ pub(super) fn manifest(
 
     Ok(Manifest {
         world,
-        contract_version: CONTRACT_VERSION.to_string(),
+        contract_version: version.to_string(),
         host_functions,
         wasi_interfaces,
         size_bytes,

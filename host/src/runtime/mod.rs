@@ -1,5 +1,5 @@
-//! The plugin runtime: loads adapter and channel components, checks them against the
-//! contract, and calls them in a sandbox.
+//! The plugin runtime: loads adapter, channel and transform components, checks them
+//! against the contract, and calls them in a sandbox.
 //!
 //! Every call gets a fresh [`wasmtime::Store`], so nothing leaks from one notification to
 //! the next and a plugin that traps cannot poison later calls. Pre-instantiation and the
@@ -40,14 +40,17 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 pub use bindings::types::{
     Delivery, Draft, Failure, FetchError, HttpRequest, HttpResponse, Level, Notification, Outcome,
-    PluginInfo, Receipt, Rejection, Request, RetryHint, Transport,
+    PluginInfo, Receipt, Rejection, Request, RetryHint, TransformContext, TransformError,
+    Transformed, Transport,
 };
 pub use builtin::{BUILTIN_PLUGINS, world as builtin_world};
 pub use fetch::{FetchPolicy, LocalHost};
-pub use load::{CONTRACT_VERSION, LoadError, Manifest, World};
+pub use load::{CONTRACT_VERSION, LEGACY_CONTRACT_VERSION, LoadError, Manifest, World};
 
 use bindings::adapter::AdapterPre;
 use bindings::channel::ChannelPre;
+use bindings::transform::TransformPre;
+use bindings::v0_1;
 use fetch::Outbound;
 
 /// How often the engine's epoch advances; the CPU deadline is counted in these ticks.
@@ -62,8 +65,8 @@ pub struct RuntimeConfig {
     pub cpu_deadline: Duration,
     /// The most wall-clock time one call may take, waiting on `fetch` included.
     pub call_timeout: Duration,
-    /// The largest component accepted.
-    pub max_component_bytes: usize,
+    /// The largest component accepted, per world.
+    pub max_component_bytes: SizeCaps,
     /// How many calls may run at once; a call beyond that fails with [`CallError::Busy`].
     pub max_concurrent_calls: u32,
     /// The rules for outbound HTTP.
@@ -82,13 +85,54 @@ impl Default for RuntimeConfig {
             memory_limit_bytes: 64 * 1024 * 1024,
             cpu_deadline: Duration::from_millis(200),
             call_timeout: Duration::from_secs(30),
-            max_component_bytes: 16 * 1024 * 1024,
+            max_component_bytes: SizeCaps::default(),
             max_concurrent_calls: 1000,
             fetch: FetchPolicy::default(),
             cache_dir: None,
             clock: Clock::System,
             local_hosts: Vec::new(),
         }
+    }
+}
+
+/// The largest component the runtime loads, per world.
+///
+/// Components in Python or JavaScript carry their interpreter: a trivial Python channel
+/// built with componentize-py is about 18 MB, so the defaults (64 MiB) leave room for a
+/// real one with its libraries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SizeCaps {
+    /// For adapters.
+    pub adapter: usize,
+    /// For channels.
+    pub channel: usize,
+    /// For transforms.
+    pub transform: usize,
+}
+
+impl Default for SizeCaps {
+    fn default() -> Self {
+        SizeCaps {
+            adapter: 64 * 1024 * 1024,
+            channel: 64 * 1024 * 1024,
+            transform: 64 * 1024 * 1024,
+        }
+    }
+}
+
+impl SizeCaps {
+    /// The cap for `world`.
+    pub fn get(&self, world: World) -> usize {
+        match world {
+            World::Adapter => self.adapter,
+            World::Channel => self.channel,
+            World::Transform => self.transform,
+        }
+    }
+
+    /// The largest cap: what a file of unknown world may have before it is compiled.
+    pub fn largest(&self) -> usize {
+        self.adapter.max(self.channel).max(self.transform)
     }
 }
 
@@ -210,6 +254,15 @@ impl Runtime {
             &mut linker,
             |state| state,
         )?;
+        // Contract 0.1.0: the same host functions under the old name, and its `types`
+        // interface, which holds only types and so needs only to exist.
+        v0_1::host::add_to_linker::<_, wasmtime::component::HasSelf<State>>(
+            &mut linker,
+            |state| state,
+        )?;
+        linker.instance(&format!(
+            "switchyard:plugin/types@{LEGACY_CONTRACT_VERSION}"
+        ))?;
         let outbound = Outbound::new(config.fetch.clone(), config.local_hosts.clone())
             .map_err(|e| wasmtime::Error::msg(format!("cannot build the HTTP client: {e}")))?;
 
@@ -242,24 +295,37 @@ impl Runtime {
     }
 
     /// Loads a component from bytes under `name`, after checking that it implements one of
-    /// the two worlds at this contract version and imports nothing the host lacks.
+    /// the worlds at a contract version this host speaks, fits its world's size cap, and
+    /// imports nothing the host lacks.
     pub async fn load(&self, name: &str, bytes: &[u8]) -> Result<Plugin, LoadError> {
-        load::check_header(bytes, self.inner.config.max_component_bytes)?;
-        let component = Component::new(&self.inner.engine, bytes)
-            .map_err(|e| LoadError::Compile(format!("{e:#}")))?;
+        let caps = self.inner.config.max_component_bytes;
+        load::check_header(bytes, caps.largest())?;
+        let component = self.compile(bytes).await?;
         let manifest = load::manifest(&self.inner.engine, &component, bytes.len())?;
+        if bytes.len() > caps.get(manifest.world) {
+            return Err(LoadError::TooLargeForWorld {
+                size: bytes.len(),
+                max: caps.get(manifest.world),
+                world: manifest.world,
+            });
+        }
         let pre = self
             .inner
             .linker
             .instantiate_pre(&component)
             .map_err(|e| LoadError::Imports(format!("{e:#}")))?;
-        let world = match manifest.world {
-            World::Adapter => Typed::Adapter(
-                AdapterPre::new(pre).map_err(|e| LoadError::Exports(format!("{e:#}")))?,
-            ),
-            World::Channel => Typed::Channel(
-                ChannelPre::new(pre).map_err(|e| LoadError::Exports(format!("{e:#}")))?,
-            ),
+        let exports = |e: wasmtime::Error| LoadError::Exports(format!("{e:#}"));
+        let legacy = manifest.contract_version == LEGACY_CONTRACT_VERSION;
+        let world = match (manifest.world, legacy) {
+            (World::Adapter, false) => Typed::Adapter(AdapterPre::new(pre).map_err(exports)?),
+            (World::Channel, false) => Typed::Channel(ChannelPre::new(pre).map_err(exports)?),
+            (World::Transform, _) => Typed::Transform(TransformPre::new(pre).map_err(exports)?),
+            (World::Adapter, true) => {
+                Typed::AdapterV1(v0_1::adapter::AdapterPre::new(pre).map_err(exports)?)
+            }
+            (World::Channel, true) => {
+                Typed::ChannelV1(v0_1::channel::ChannelPre::new(pre).map_err(exports)?)
+            }
         };
         let mut plugin = Plugin {
             inner: Arc::new(PluginInner {
@@ -295,6 +361,20 @@ impl Runtime {
                 .join(", "),
         })?;
         self.load(name, bytes).await
+    }
+
+    /// Compiles a component, or takes its compiled code from the cache: wasmtime keys the
+    /// cache by a hash of the bytes and of the engine's settings, so a restart or a second
+    /// process loads a known component without compiling it again (an interpreter-sized
+    /// component takes tens of seconds to compile on two cores). Compiling runs on a
+    /// blocking thread, so it never stalls the requests and deliveries on this one.
+    async fn compile(&self, bytes: &[u8]) -> Result<Component, LoadError> {
+        let engine = self.inner.engine.clone();
+        let bytes = bytes.to_vec();
+        tokio::task::spawn_blocking(move || Component::new(&engine, &bytes))
+            .await
+            .map_err(|e| LoadError::Compile(format!("the compiler stopped: {e}")))?
+            .map_err(|e| LoadError::Compile(format!("{e:#}")))
     }
 
     fn store(&self, plugin: &PluginInner, grants: Arc<Grants>) -> Store<State> {
@@ -362,6 +442,20 @@ fn engine_config(config: &RuntimeConfig) -> Result<wasmtime::Config, wasmtime::E
     Ok(engine)
 }
 
+/// Calls `$function` of export `$interface` of a fresh instance of `$pre` in
+/// [`Plugin::run`]. A macro because each world and contract version has its own generated
+/// types, so no one function can take them all.
+macro_rules! call {
+    ($plugin:expr, $grants:expr, $pre:expr, $interface:ident, $function:ident($($arg:expr),*)) => {
+        $plugin
+            .run($grants.clone(), async |store| {
+                let instance = $pre.instantiate_async(&mut *store).await?;
+                instance.$interface().$function(&mut *store $(, $arg)*).await
+            })
+            .await
+    };
+}
+
 /// A loaded, validated plugin. Cheap to clone; every call gets a fresh instance.
 #[derive(Clone)]
 pub struct Plugin {
@@ -376,9 +470,13 @@ struct PluginInner {
     runtime: Runtime,
 }
 
+/// The pre-instantiated component, typed by its world and contract version.
 enum Typed {
     Adapter(AdapterPre<State>),
     Channel(ChannelPre<State>),
+    Transform(TransformPre<State>),
+    AdapterV1(v0_1::adapter::AdapterPre<State>),
+    ChannelV1(v0_1::channel::ChannelPre<State>),
 }
 
 impl Plugin {
@@ -387,7 +485,7 @@ impl Plugin {
         &self.inner.name
     }
 
-    /// Adapter or channel.
+    /// Adapter, channel or transform.
     pub fn world(&self) -> World {
         self.inner.manifest.world
     }
@@ -408,17 +506,23 @@ impl Plugin {
         grants: &Arc<Grants>,
         request: Request,
     ) -> Result<Result<Vec<Draft>, Rejection>, CallError> {
-        let Typed::Adapter(pre) = &self.inner.world else {
-            return Err(self.wrong_world(World::Adapter));
-        };
-        self.run(grants.clone(), async |store| {
-            let adapter = pre.instantiate_async(&mut *store).await?;
-            adapter
-                .switchyard_plugin_inbound()
-                .call_handle(&mut *store, &request)
-                .await
-        })
-        .await
+        match &self.inner.world {
+            Typed::Adapter(pre) => call!(
+                self,
+                grants,
+                pre,
+                switchyard_plugin_inbound,
+                call_handle(&request)
+            ),
+            Typed::AdapterV1(pre) => call!(
+                self,
+                grants,
+                pre,
+                switchyard_plugin_inbound,
+                call_handle(&request)
+            ),
+            _ => Err(self.wrong_world(World::Adapter)),
+        }
     }
 
     /// Makes one delivery attempt through a channel.
@@ -427,41 +531,63 @@ impl Plugin {
         grants: &Arc<Grants>,
         delivery: Delivery,
     ) -> Result<Outcome, CallError> {
-        let Typed::Channel(pre) = &self.inner.world else {
-            return Err(self.wrong_world(World::Channel));
-        };
-        self.run(grants.clone(), async |store| {
-            let channel = pre.instantiate_async(&mut *store).await?;
-            channel
-                .switchyard_plugin_outbound()
-                .call_deliver(&mut *store, &delivery)
-                .await
-        })
-        .await
+        match &self.inner.world {
+            Typed::Channel(pre) => call!(
+                self,
+                grants,
+                pre,
+                switchyard_plugin_outbound,
+                call_deliver(&delivery)
+            ),
+            Typed::ChannelV1(pre) => call!(
+                self,
+                grants,
+                pre,
+                switchyard_plugin_outbound,
+                call_deliver(&delivery)
+            ),
+            _ => Err(self.wrong_world(World::Channel)),
+        }
+    }
+
+    /// Runs a transform on one notification on its way to a channel.
+    pub async fn transform(
+        &self,
+        grants: &Arc<Grants>,
+        notification: Notification,
+        context: TransformContext,
+    ) -> Result<Result<Transformed, TransformError>, CallError> {
+        match &self.inner.world {
+            Typed::Transform(pre) => call!(
+                self,
+                grants,
+                pre,
+                switchyard_plugin_transformer,
+                call_transform(&notification, &context)
+            ),
+            _ => Err(self.wrong_world(World::Transform)),
+        }
     }
 
     async fn call_info(&self) -> Result<PluginInfo, CallError> {
-        let grants = Arc::new(Grants::default());
+        let grants = &Arc::new(Grants::default());
         match &self.inner.world {
-            Typed::Adapter(pre) => {
-                self.run(grants, async |store| {
-                    let adapter = pre.instantiate_async(&mut *store).await?;
-                    adapter
-                        .switchyard_plugin_inbound()
-                        .call_info(&mut *store)
-                        .await
-                })
-                .await
-            }
+            Typed::Adapter(pre) => call!(self, grants, pre, switchyard_plugin_inbound, call_info()),
             Typed::Channel(pre) => {
-                self.run(grants, async |store| {
-                    let channel = pre.instantiate_async(&mut *store).await?;
-                    channel
-                        .switchyard_plugin_outbound()
-                        .call_info(&mut *store)
-                        .await
-                })
-                .await
+                call!(self, grants, pre, switchyard_plugin_outbound, call_info())
+            }
+            Typed::Transform(pre) => call!(
+                self,
+                grants,
+                pre,
+                switchyard_plugin_transformer,
+                call_info()
+            ),
+            Typed::AdapterV1(pre) => {
+                call!(self, grants, pre, switchyard_plugin_inbound, call_info())
+            }
+            Typed::ChannelV1(pre) => {
+                call!(self, grants, pre, switchyard_plugin_outbound, call_info())
             }
         }
     }

@@ -2,8 +2,10 @@
 //! and names the problem with anything else.
 
 use serde_json::json;
+use std::sync::Arc;
+
 use switchyard::runtime::{
-    BUILTIN_PLUGINS, CallError, LoadError, Outcome, Runtime, RuntimeConfig, World,
+    BUILTIN_PLUGINS, CallError, Grants, LoadError, Outcome, Runtime, RuntimeConfig, SizeCaps, World,
 };
 
 use crate::support::*;
@@ -18,10 +20,11 @@ async fn every_builtin_loads_as_its_world() {
             "rest-json" | "webhook-standard" | "webhook-github" | "ws-json" | "graphql" => {
                 World::Adapter
             }
+            "pick" | "template" => World::Transform,
             _ => World::Channel,
         };
         assert_eq!(plugin.world(), expected, "{name}");
-        assert_eq!(plugin.manifest().contract_version, "0.1.0");
+        assert_eq!(plugin.manifest().contract_version, "0.2.0");
         assert!(
             plugin.info().name.ends_with(name),
             "{name}: {:?}",
@@ -101,21 +104,90 @@ async fn a_component_of_another_world_is_refused() {
 async fn a_newer_contract_version_is_refused_by_version() {
     let error = refusal(&test_plugin("future-contract")).await;
     assert!(
-        matches!(&error, LoadError::ContractVersion { found } if found == "0.2.0"),
+        matches!(&error, LoadError::ContractVersion { found } if found == "0.9.0"),
         "{error}"
     );
     assert!(
         error
             .to_string()
-            .contains("this host speaks switchyard:plugin@0.1.0"),
+            .contains("this host speaks switchyard:plugin@0.2.0"),
         "{error}"
     );
 }
 
 #[tokio::test]
+async fn a_channel_built_against_contract_0_1_0_still_loads_and_delivers() {
+    let runtime = Runtime::new(config()).unwrap();
+    let plugin = runtime
+        .load("old", &test_plugin("contract-0-1-0"))
+        .await
+        .unwrap();
+    assert_eq!(plugin.world(), World::Channel);
+    assert_eq!(plugin.manifest().contract_version, "0.1.0");
+    assert!(plugin.manifest().host_functions.contains(&"log".to_owned()));
+    let delivery = switchyard::runtime::Delivery {
+        notification: switchyard::runtime::Notification {
+            id: "n1".into(),
+            kind: "k".into(),
+            source: "api".into(),
+            attributes: vec![],
+            payload: "{}".into(),
+            created_at_ms: 0,
+        },
+        attempt: 1,
+        channel: "old".into(),
+    };
+    let outcome = plugin
+        .deliver(&Arc::new(Grants::default()), delivery)
+        .await
+        .unwrap();
+    assert!(
+        matches!(&outcome, Outcome::Delivered(r) if r.detail.as_deref() == Some("contract 0.1.0")),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn each_world_has_its_own_size_cap() {
+    let trivial = test_plugin("trivial");
+    let runtime = Runtime::new(RuntimeConfig {
+        max_component_bytes: SizeCaps {
+            channel: trivial.len() - 1,
+            ..SizeCaps::default()
+        },
+        ..config()
+    })
+    .unwrap();
+    let error = runtime.load("trivial", &trivial).await.unwrap_err();
+    assert!(
+        matches!(
+            error,
+            LoadError::TooLargeForWorld {
+                world: World::Channel,
+                ..
+            }
+        ),
+        "{error}"
+    );
+    assert!(
+        error.to_string().contains("plugins.max_channel_bytes"),
+        "{error}"
+    );
+    // The same cap does not bind a transform.
+    runtime
+        .load("drop", &test_plugin("transform-drop"))
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
 async fn an_oversized_file_is_refused_before_compiling() {
     let runtime = Runtime::new(RuntimeConfig {
-        max_component_bytes: 1024,
+        max_component_bytes: SizeCaps {
+            adapter: 1024,
+            channel: 1024,
+            transform: 1024,
+        },
         ..config()
     })
     .unwrap();
