@@ -290,7 +290,7 @@ struct UploadIn {
 #[oai(example)]
 struct UploadedOut {
     name: String,
-    /// adapter or channel.
+    /// adapter, channel or transform.
     world: String,
     /// The stored version, counting from 1.
     version: i64,
@@ -365,8 +365,8 @@ fn plugin_problem(error: PluginAdminError) -> ProblemResponse {
 impl PluginAdminApi {
     /// Upload a plugin, or a new version of one.
     ///
-    /// It is checked against the adapter and channel worlds first; once stored it is the
-    /// active version, without a restart.
+    /// It is checked against the adapter, channel and transform worlds first; once stored
+    /// it is the active version, without a restart.
     #[oai(
         path = "/plugins",
         method = "post",

@@ -1,4 +1,5 @@
-//! One attempt: call the channel's plugin, then decide what becomes of the delivery.
+//! One attempt: run the transforms the routes name, call the channel's plugin with what
+//! they made, then decide what becomes of the delivery.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -6,7 +7,7 @@ use std::time::{Duration, Instant};
 use super::{Job, Shared, Slot};
 use crate::events::Event;
 use crate::routing::RouteTable;
-use crate::runtime::{self, CallError, Outcome};
+use crate::runtime::{self, CallError, Outcome, TransformContext, TransformError, Transformed};
 use crate::store::{self, AttemptOutcome, AttemptRecord, NextStep};
 
 /// The longest a `Retry-After` may push a retry out.
@@ -15,6 +16,11 @@ const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 3600);
 const BUSY_BACKOFF: Duration = Duration::from_millis(200);
 /// When a channel has left the routes file, its deliveries wait this long between looks.
 const CHANNEL_GONE_BACKOFF: Duration = Duration::from_secs(60);
+/// The most notifications the transforms of one delivery may make (by splitting).
+const MAX_PARTS: usize = 100;
+/// The largest payload a transform may produce, as JSON text: what the API accepts in one
+/// request by default.
+const MAX_TRANSFORMED_PAYLOAD: usize = 1024 * 1024;
 
 pub(super) async fn run(
     shared: Arc<Shared>,
@@ -33,18 +39,52 @@ pub(super) async fn run(
     let started_at = store::now_ms();
     let clock = Instant::now();
 
+    let mut ran = Vec::new();
     let result = match shared.plugins.channel(&spec.plugin).await {
         Ok(plugin) => match shared.grants(&table, &channel, spec).await {
             Ok(grants) => {
-                let delivery = runtime::Delivery {
-                    notification: wit_notification(&job.notification),
-                    attempt,
-                    channel: channel.clone(),
-                };
-                let result = plugin.deliver(&grants, delivery).await;
-                metrics::histogram!("switchyard_plugin_call_seconds", "plugin" => spec.plugin.clone())
-                    .record(clock.elapsed().as_secs_f64());
-                result.map_err(Failure::Call)
+                match transform(&shared, &table, &channel, &job, attempt, &mut ran).await {
+                    Ok(parts) if parts.is_empty() => Err(Failure::Dropped(
+                        ran.last().map(|(_, why)| why.clone()).unwrap_or_default(),
+                    )),
+                    Ok(parts) => {
+                        let mut outcome = Err(Failure::Dropped(String::new()));
+                        let count = parts.len();
+                        for (index, notification) in parts.into_iter().enumerate() {
+                            let delivery = runtime::Delivery {
+                                notification,
+                                attempt,
+                                channel: channel.clone(),
+                            };
+                            outcome = plugin
+                                .deliver(&grants, delivery)
+                                .await
+                                .map_err(Failure::Call);
+                            // A split is delivered in order; the first part that is not
+                            // delivered decides the attempt, and a retry repeats them all.
+                            if !matches!(outcome, Ok(Outcome::Delivered(_))) {
+                                break;
+                            }
+                            if count > 1
+                                && index + 1 == count
+                                && let Ok(Outcome::Delivered(receipt)) = &mut outcome
+                            {
+                                receipt.detail = Some(format!(
+                                    "{count} notifications delivered{}",
+                                    receipt
+                                        .detail
+                                        .as_deref()
+                                        .map(|d| format!("; the last: {d}"))
+                                        .unwrap_or_default()
+                                ));
+                            }
+                        }
+                        metrics::histogram!("switchyard_plugin_call_seconds", "plugin" => spec.plugin.clone())
+                            .record(clock.elapsed().as_secs_f64());
+                        outcome
+                    }
+                    Err(failure) => Err(failure),
+                }
             }
             Err(reason) => Err(Failure::Secrets(reason)),
         },
@@ -62,7 +102,7 @@ pub(super) async fn run(
     {
         tracing::warn!(%channel, reason = ?failure.reason, "the destination says it is gone; check the channel's config");
     }
-    let record = decide(
+    let mut record = decide(
         &job,
         attempt,
         started_at,
@@ -70,6 +110,7 @@ pub(super) async fn run(
         &result,
         &spec.retry_schedule,
     );
+    record.transforms = ran.into_iter().map(|(name, _)| name).collect();
     if shared.events.has_subscribers() {
         shared.events.publish(Event::DeliveryAttempted {
             delivery_id: record.delivery_id.clone(),
@@ -90,9 +131,148 @@ pub(super) async fn run(
     shared.recorder.record(&channel, record, job.held).await;
 }
 
+/// Runs the transforms the routes name for this delivery, in order, each over every
+/// notification the one before it made. Returns what the channel gets: one notification
+/// when nothing splits, none when a transform drops it. `ran` collects each transform
+/// that was called, with its last drop reason, for the attempt record.
+async fn transform(
+    shared: &Shared,
+    table: &RouteTable,
+    channel: &str,
+    job: &Job,
+    attempt: u32,
+    ran: &mut Vec<(String, String)>,
+) -> Result<Vec<runtime::Notification>, Failure> {
+    let original = &job.notification;
+    let mut parts = vec![wit_notification(original)];
+    // Most tables have no transforms: then there is nothing to look up per attempt.
+    if !table.has_transforms() {
+        return Ok(parts);
+    }
+    let (route, chain) = table.transforms_for(&original.kind, &original.attributes, channel);
+    for (name, spec) in chain {
+        let plugin = shared
+            .plugins
+            .transform(&spec.plugin)
+            .await
+            .map_err(|reason| Failure::Load(format!("transform `{name}`: {reason}")))?;
+        ran.push((name.to_owned(), String::new()));
+        let context = TransformContext {
+            route: route.map(|r| r.name.to_string()).unwrap_or_default(),
+            channel: channel.to_owned(),
+            attempt,
+        };
+        let mut next = Vec::with_capacity(parts.len());
+        for part in parts {
+            let (id, source, created_at_ms) =
+                (part.id.clone(), part.source.clone(), part.created_at_ms);
+            let clock = Instant::now();
+            let result = plugin.transform(&spec.grants, part, context.clone()).await;
+            metrics::histogram!("switchyard_plugin_call_seconds", "plugin" => spec.plugin.clone())
+                .record(clock.elapsed().as_secs_f64());
+            let made = match result.map_err(Failure::Call)? {
+                Ok(Transformed::Keep(mut kept)) => {
+                    kept.id = id.clone();
+                    vec![kept]
+                }
+                Ok(Transformed::Split(split)) => {
+                    if split.len() > MAX_PARTS {
+                        return Err(Failure::Transform {
+                            name: name.to_owned(),
+                            error: TransformError {
+                                reason: format!(
+                                    "split into {} notifications; at most {MAX_PARTS} are allowed",
+                                    split.len()
+                                ),
+                                retry: false,
+                            },
+                        });
+                    }
+                    split
+                        .into_iter()
+                        .enumerate()
+                        .map(|(index, mut made)| {
+                            made.id = format!("{id}.{}", index + 1);
+                            made
+                        })
+                        .collect()
+                }
+                Ok(Transformed::Drop(reason)) => {
+                    ran.last_mut().expect("pushed above").1 =
+                        format!("dropped by transform `{name}`: {reason}");
+                    Vec::new()
+                }
+                Err(error) => {
+                    return Err(Failure::Transform {
+                        name: name.to_owned(),
+                        error,
+                    });
+                }
+            };
+            for mut made in made {
+                // The id (set above), source and creation time are the host's: a
+                // transform changes only what is delivered.
+                made.source = source.clone();
+                made.created_at_ms = created_at_ms;
+                if let Err(reason) = check_made(&made) {
+                    return Err(Failure::Transform {
+                        name: name.to_owned(),
+                        error: TransformError {
+                            reason,
+                            retry: false,
+                        },
+                    });
+                }
+                next.push(made);
+            }
+            if next.len() > MAX_PARTS {
+                return Err(Failure::Transform {
+                    name: name.to_owned(),
+                    error: TransformError {
+                        reason: format!("made more than {MAX_PARTS} notifications"),
+                        retry: false,
+                    },
+                });
+            }
+        }
+        parts = next;
+        if parts.is_empty() {
+            break;
+        }
+    }
+    Ok(parts)
+}
+
+/// What a transform made must still be a notification a channel can take: a kind, and a
+/// payload that is JSON of a bounded size.
+fn check_made(made: &runtime::Notification) -> Result<(), String> {
+    if made.kind.is_empty() || made.kind.len() > 256 {
+        return Err("made a notification whose kind is empty or longer than 256 bytes".into());
+    }
+    if made.payload.len() > MAX_TRANSFORMED_PAYLOAD {
+        return Err(format!(
+            "made a payload of {} bytes; at most {MAX_TRANSFORMED_PAYLOAD} are allowed",
+            made.payload.len()
+        ));
+    }
+    if serde_json::from_str::<serde::de::IgnoredAny>(&made.payload).is_err() {
+        return Err("made a payload that is not JSON".into());
+    }
+    Ok(())
+}
+
 enum Failure {
     Call(CallError),
     Load(String),
+    /// A transform refused the notification; `retry` in its error says whether trying
+    /// again may help.
+    Transform {
+        name: String,
+        error: TransformError,
+    },
+    /// Not a failure: a transform dropped the notification, so nothing goes to the
+    /// channel and the delivery is done. Carries the reason for the record.
+    Dropped(String),
     /// The channel's secrets could not be had (one is not set in the vault, say). Recorded
     /// as an attempt, so the reason shows in the delivery's history, and retried on the
     /// schedule, so setting the secret lets the delivery through.
@@ -150,6 +330,22 @@ fn decide(
             Some(reason.clone()),
             retry_or_dead(None),
         ),
+        Err(Failure::Transform { name, error }) => (
+            AttemptOutcome::Error,
+            None,
+            Some(format!("transform `{name}` failed: {}", error.reason)),
+            if error.retry {
+                retry_or_dead(None)
+            } else {
+                NextStep::Dead
+            },
+        ),
+        Err(Failure::Dropped(reason)) => (
+            AttemptOutcome::Dropped,
+            None,
+            Some(reason.clone()),
+            NextStep::Done,
+        ),
     };
     AttemptRecord {
         delivery_id: job.delivery_id.clone(),
@@ -159,6 +355,7 @@ fn decide(
         outcome,
         status,
         detail,
+        transforms: Vec::new(),
         next,
     }
 }

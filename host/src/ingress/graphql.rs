@@ -449,6 +449,7 @@ impl From<store::DeliveryDetail> for Delivery {
                     outcome: a.outcome,
                     status: a.status,
                     detail: a.detail,
+                    transforms: a.transforms,
                 })
                 .collect(),
         }
@@ -462,11 +463,14 @@ pub struct Attempt {
     /// When it started (RFC 3339).
     started_at: String,
     duration_ms: i64,
-    /// delivered, retry, failed or error (the plugin call itself failed).
+    /// delivered, retry, failed, error (the plugin call itself failed, or a transform
+    /// did) or dropped (a transform filtered the notification out).
     outcome: String,
     /// The destination's HTTP status, when there was one.
     status: Option<u16>,
     detail: Option<String>,
+    /// The transforms that ran before the channel, in order; empty when none did.
+    transforms: Vec<String>,
 }
 
 #[derive(SimpleObject)]

@@ -265,8 +265,12 @@ enum AttemptOutcome {
     Retry,
     /// It failed for good; the delivery is dead.
     Failed,
-    /// The plugin call itself failed (a trap, a timeout, an exhausted limit).
+    /// The plugin call itself failed (a trap, a timeout, an exhausted limit), or a
+    /// transform did.
     Error,
+    /// A transform dropped the notification: nothing went to the channel, and the delivery
+    /// is done.
+    Dropped,
 }
 
 impl AttemptOutcome {
@@ -275,6 +279,7 @@ impl AttemptOutcome {
             "delivered" => AttemptOutcome::Delivered,
             "retry" => AttemptOutcome::Retry,
             "failed" => AttemptOutcome::Failed,
+            "dropped" => AttemptOutcome::Dropped,
             _ => AttemptOutcome::Error,
         }
     }
@@ -296,6 +301,9 @@ struct AttemptOut {
     /// What went wrong, or what the destination said.
     #[oai(nullable)]
     detail: Option<String>,
+    /// The transforms that ran before the channel, in order, by their names in the routes
+    /// file; empty when none did.
+    transforms: Vec<String>,
 }
 
 impl Example for AttemptOut {
@@ -307,6 +315,7 @@ impl Example for AttemptOut {
             outcome: AttemptOutcome::Delivered,
             status: Some(200),
             detail: None,
+            transforms: vec!["redact-pii".into()],
         }
     }
 }
@@ -520,7 +529,7 @@ impl Example for ValidationOut {
 #[oai(example)]
 struct PluginOut {
     name: String,
-    /// adapter or channel.
+    /// adapter, channel or transform.
     world: String,
     version: String,
     description: String,
@@ -1156,6 +1165,7 @@ fn delivery_out(d: store::DeliveryDetail) -> DeliveryOut {
                 outcome: AttemptOutcome::parse(&a.outcome),
                 status: a.status,
                 detail: a.detail,
+                transforms: a.transforms,
             })
             .collect(),
     }

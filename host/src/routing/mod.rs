@@ -88,6 +88,7 @@ pub struct RouteTable {
     origin: String,
     text: String,
     sources: BTreeMap<String, SourceSpec>,
+    transforms: BTreeMap<String, TransformSpec>,
     channels: BTreeMap<String, ChannelSpec>,
     routes: Vec<Route>,
     warnings: Vec<String>,
@@ -115,6 +116,50 @@ pub struct SourceSpec {
     pub allowed_hosts: Vec<String>,
 }
 
+/// The most transforms one route or one channel may name.
+pub const MAX_TRANSFORMS: usize = 16;
+
+/// A transform under `transforms:`: a transform plugin with its settings. A list may also
+/// name a transform plugin directly, which then runs with no config.
+#[derive(Debug, Clone, Serialize)]
+pub struct TransformSpec {
+    /// The transform plugin.
+    pub plugin: String,
+    /// The plugin's `config`, as JSON; `{}` when not given.
+    pub config: serde_json::Value,
+    /// Secret name to value. Serialized as the names only.
+    #[serde(serialize_with = "secret_names")]
+    pub secrets: BTreeMap<String, String>,
+    /// The hosts the plugin may reach with `fetch`.
+    pub allowed_hosts: Vec<String>,
+    /// The above as the runtime hands them to the plugin, made once per table so a call
+    /// costs no copy.
+    #[serde(skip)]
+    pub grants: Arc<crate::runtime::Grants>,
+}
+
+impl TransformSpec {
+    fn new(
+        plugin: String,
+        config: serde_json::Value,
+        secrets: BTreeMap<String, String>,
+        allowed_hosts: Vec<String>,
+    ) -> TransformSpec {
+        let grants = Arc::new(crate::runtime::Grants {
+            config: config.clone(),
+            secrets: secrets.clone().into_iter().collect(),
+            allowed_hosts: allowed_hosts.clone(),
+        });
+        TransformSpec {
+            plugin,
+            config,
+            secrets,
+            allowed_hosts,
+            grants,
+        }
+    }
+}
+
 /// A delivery channel.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChannelSpec {
@@ -135,6 +180,9 @@ pub struct ChannelSpec {
     pub rate_limit: Option<RateLimit>,
     /// At most this many calls in flight, when set; else the config's default.
     pub concurrency: Option<u32>,
+    /// The transforms that run before this channel, after the route's, in order.
+    #[serde(serialize_with = "arc_strs")]
+    pub transform: Vec<Arc<str>>,
 }
 
 impl ChannelSpec {
@@ -195,6 +243,9 @@ pub struct Route {
     /// The channels it sends to, in order, each defined in the table.
     #[serde(serialize_with = "arc_strs")]
     pub to: Vec<Arc<str>>,
+    /// The transforms that run before each of its channels (and before the channel's own).
+    #[serde(serialize_with = "arc_strs")]
+    pub transform: Vec<Arc<str>>,
 }
 
 /// A route's `match`.
@@ -271,6 +322,7 @@ impl RouteTable {
         let warnings: Vec<String> = read.warnings.iter().map(|w| w.render(origin)).collect();
         let mut shown = serde_json::json!({
             "sources": read.sources,
+            "transforms": read.transforms,
             "channels": read.channels,
             "routes": read.routes,
             "warnings": warnings,
@@ -284,6 +336,7 @@ impl RouteTable {
             origin: origin.to_owned(),
             text: text.to_owned(),
             sources: read.sources,
+            transforms: read.transforms,
             channels: read.channels,
             routes: read.routes,
             warnings,
@@ -309,11 +362,12 @@ impl RouteTable {
             origin: String::new(),
             text: String::new(),
             sources: BTreeMap::new(),
+            transforms: BTreeMap::new(),
             channels: BTreeMap::new(),
             routes: Vec::new(),
             warnings: Vec::new(),
             shown: serde_json::json!({
-                "sources": {}, "channels": {}, "routes": [], "warnings": [],
+                "sources": {}, "transforms": {}, "channels": {}, "routes": [], "warnings": [],
             }),
         }
     }
@@ -341,6 +395,46 @@ impl RouteTable {
             }
         }
         targets
+    }
+
+    /// The transforms a notification runs through on its way to `channel`, in order, each
+    /// with its name: those of the first matching route that names the channel (the route
+    /// [`RouteTable::targets`] credits), then the channel's own. Read when each attempt
+    /// starts, so a reloaded routes file applies to retries too.
+    pub fn transforms_for<K: AsRef<str>, V: AsRef<str>>(
+        &self,
+        kind: &str,
+        attributes: &[(K, V)],
+        channel: &str,
+    ) -> (Option<&Route>, Vec<(&str, &TransformSpec)>) {
+        let route = self.routes.iter().find(|route| {
+            route.to.iter().any(|c| &**c == channel) && route.matcher.matches(kind, attributes)
+        });
+        let route_names = route.map(|r| r.transform.as_slice()).unwrap_or_default();
+        let channel_names = self
+            .channels
+            .get(channel)
+            .map(|c| c.transform.as_slice())
+            .unwrap_or_default();
+        let chain = route_names
+            .iter()
+            .chain(channel_names)
+            .filter_map(|name| self.transforms.get(&**name).map(|spec| (&**name, spec)))
+            .collect();
+        (route, chain)
+    }
+
+    /// Whether any route or channel names a transform: when none does, an attempt skips
+    /// the lookup altogether.
+    pub fn has_transforms(&self) -> bool {
+        !self.transforms.is_empty()
+    }
+
+    /// Every transform, by name, sorted.
+    pub fn transforms(&self) -> impl Iterator<Item = (&str, &TransformSpec)> {
+        self.transforms
+            .iter()
+            .map(|(name, spec)| (name.as_str(), spec))
     }
 
     /// The channel `name`.
@@ -389,10 +483,14 @@ impl RouteTable {
         &self.origin
     }
 
-    /// "routes.yaml: 2 sources, 3 channels, 2 routes — OK".
+    /// "routes.yaml: 2 sources, 3 channels, 2 routes — OK", with transforms when any.
     pub fn summary(&self) -> String {
+        let transforms = match self.transforms.len() {
+            0 => String::new(),
+            n => format!("{}, ", count(n, "transform")),
+        };
         format!(
-            "{}: {}, {}, {} — OK",
+            "{}: {}, {transforms}{}, {} — OK",
             self.origin,
             count(self.sources.len(), "source"),
             count(self.channels.len(), "channel"),

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::{
-    ChannelSpec, DEFAULT_RETRY_SCHEDULE, KindPattern, PluginCatalog, RateLimit, Route, RouteMatch,
-    SecretSource, SourceSpec,
+    ChannelSpec, DEFAULT_RETRY_SCHEDULE, KindPattern, MAX_TRANSFORMS, PluginCatalog, RateLimit,
+    Route, RouteMatch, SecretSource, SourceSpec, TransformSpec,
 };
 use crate::runtime::World;
 use crate::yaml::{self, Fields, Node, NodeKind, Problem};
@@ -19,6 +19,7 @@ use crate::yaml::{self, Fields, Node, NodeKind, Problem};
 /// What a valid file holds; warnings are problems that do not refuse the file.
 pub(super) struct ReadTable {
     pub sources: BTreeMap<String, SourceSpec>,
+    pub transforms: BTreeMap<String, TransformSpec>,
     pub channels: BTreeMap<String, ChannelSpec>,
     pub routes: Vec<Route>,
     pub warnings: Vec<Problem>,
@@ -43,8 +44,9 @@ pub(super) enum Env<'a> {
 /// The scalars whose value read a variable, by (line, column), with their text as written.
 type FromEnv = HashMap<(usize, usize), String>;
 
-const TOP_LEVEL: &[&str] = &["sources", "channels", "routes"];
+const TOP_LEVEL: &[&str] = &["sources", "transforms", "channels", "routes"];
 const SOURCE_FIELDS: &[&str] = &["adapter", "config", "secrets", "secret", "allowed_hosts"];
+const TRANSFORM_FIELDS: &[&str] = &["plugin", "config", "secrets", "allowed_hosts"];
 const CHANNEL_FIELDS: &[&str] = &[
     "plugin",
     "config",
@@ -53,9 +55,10 @@ const CHANNEL_FIELDS: &[&str] = &[
     "retry",
     "rate_limit",
     "concurrency",
+    "transform",
 ];
 const RETRY_FIELDS: &[&str] = &["schedule"];
-const ROUTE_FIELDS: &[&str] = &["name", "match", "to"];
+const ROUTE_FIELDS: &[&str] = &["name", "match", "to", "transform"];
 const MATCH_FIELDS: &[&str] = &["kind", "attributes"];
 
 pub(super) fn read(
@@ -65,6 +68,7 @@ pub(super) fn read(
 ) -> Result<ReadTable, Vec<Problem>> {
     let mut table = ReadTable {
         sources: BTreeMap::new(),
+        transforms: BTreeMap::new(),
         channels: BTreeMap::new(),
         routes: Vec::new(),
         warnings: Vec::new(),
@@ -92,6 +96,8 @@ pub(super) fn read(
         opaque: matches!(env, Env::Presence(_)),
         unjudged: false,
         as_written: Vec::new(),
+        defined_transforms: Vec::new(),
+        plugin_transforms: BTreeSet::new(),
     };
     let Some(top) = Fields::new(&root, "the routes file", TOP_LEVEL, &mut reader.problems) else {
         return Err(reader.problems);
@@ -104,6 +110,19 @@ pub(super) fn read(
             }
         }
     }
+
+    // Read before channels and routes, which name them. Like channels, a transform with
+    // problems of its own still counts as defined, so it is reported once.
+    let mut defined_transforms: Vec<String> = Vec::new();
+    if let Some(transforms) = top.get("transforms") {
+        for (_, name, node) in reader.named_entries(transforms, "transform") {
+            if let Some(transform) = reader.transform(&name, node) {
+                table.transforms.insert(name.clone(), transform);
+            }
+            defined_transforms.push(name);
+        }
+    }
+    reader.defined_transforms = defined_transforms;
 
     // Routes may name any channel that is defined, even one with its own problems, so a
     // bad channel is reported once rather than once more for every route that uses it.
@@ -143,6 +162,13 @@ pub(super) fn read(
             at,
             "there are no routes: notifications will be accepted but delivered nowhere",
         );
+    }
+
+    // A transform list may name a transform plugin directly: it runs with no config.
+    for name in std::mem::take(&mut reader.plugin_transforms) {
+        table.transforms.entry(name.clone()).or_insert_with(|| {
+            TransformSpec::new(name, serde_json::json!({}), Default::default(), Vec::new())
+        });
     }
 
     if reader.problems.is_empty() {
@@ -203,6 +229,10 @@ struct Reader<'a> {
     /// A problem or warning was not reported because it judged a value not read.
     unjudged: bool,
     as_written: Vec<(String, serde_json::Value)>,
+    /// The names under `transforms:`, for the lists that name them.
+    defined_transforms: Vec<String>,
+    /// Transform plugins named directly in a list, not under `transforms:`.
+    plugin_transforms: BTreeSet<String>,
 }
 
 impl Reader<'_> {
@@ -433,12 +463,17 @@ impl Reader<'_> {
             .get("concurrency")
             .filter(|n| !n.is_null())
             .and_then(|n| self.concurrency(n));
+        let transform = fields
+            .get("transform")
+            .map(|n| self.transform_list(n, &what))
+            .unwrap_or_default();
         for field in [
             "plugin",
             "config",
             "allowed_hosts",
             "rate_limit",
             "concurrency",
+            "transform",
         ] {
             self.show_as_written(format!("/channels/{name}/{field}"), fields.get(field));
         }
@@ -461,7 +496,90 @@ impl Reader<'_> {
             retry_schedule,
             rate_limit,
             concurrency,
+            transform,
         })
+    }
+
+    fn transform(&mut self, name: &str, node: &Node) -> Option<TransformSpec> {
+        let what = format!("transform `{name}`");
+        let fields = Fields::new(node, &what, TRANSFORM_FIELDS, &mut self.problems)?;
+        let plugin = self
+            .required(&fields, "plugin", node, &what)
+            .and_then(|n| self.plugin(n, World::Transform));
+        let config = self.config(fields.get("config"));
+        let secrets = self.source_secrets(fields.get("secrets"));
+        let allowed_hosts = self.allowed_hosts(fields.get("allowed_hosts"));
+        for field in ["plugin", "config", "allowed_hosts"] {
+            self.show_as_written(format!("/transforms/{name}/{field}"), fields.get(field));
+        }
+        Some(TransformSpec::new(plugin?, config, secrets, allowed_hosts))
+    }
+
+    /// A `transform:` list: names under `transforms:`, or transform plugins by name.
+    fn transform_list(&mut self, node: &Node, what: &str) -> Vec<Arc<str>> {
+        // `transform: redact` reads as `transform: [redact]`, as `to` does.
+        let items: Vec<&Node> = match (node.as_sequence(), node.scalar_text()) {
+            (Some(items), _) => items.iter().collect(),
+            (None, Some(_)) if !node.is_null() => vec![node],
+            _ => {
+                self.problem(
+                    node,
+                    format!(
+                        "`transform` must be a list of transform names, found {}",
+                        node.describe()
+                    ),
+                );
+                return Vec::new();
+            }
+        };
+        if items.len() > MAX_TRANSFORMS {
+            self.problem(
+                node,
+                format!(
+                    "{what} lists {} transforms; at most {MAX_TRANSFORMS} may run in a row",
+                    items.len()
+                ),
+            );
+            return Vec::new();
+        }
+        let mut names = Vec::new();
+        for item in items {
+            let Some(name) = item.scalar_text().filter(|_| !item.is_null()) else {
+                self.problem(
+                    item,
+                    format!("expected a transform name, found {}", item.describe()),
+                );
+                continue;
+            };
+            if self.defined_transforms.iter().any(|t| t == name) {
+                names.push(Arc::from(name));
+                continue;
+            }
+            match self.plugins.world(name) {
+                Some(World::Transform) => {
+                    self.plugin_transforms.insert(name.to_owned());
+                    names.push(Arc::from(name));
+                }
+                _ => {
+                    let mut known = self.defined_transforms.clone();
+                    known.extend(self.plugins.names(World::Transform));
+                    known.sort();
+                    known.dedup();
+                    let message = format!(
+                        "{what} names unknown transform `{}`; define it under `transforms:` \
+                         or name a transform plugin; known: {}",
+                        self.shown(item),
+                        if known.is_empty() {
+                            "none".to_owned()
+                        } else {
+                            known.join(", ")
+                        }
+                    );
+                    self.problem(item, message);
+                }
+            }
+        }
+        names
     }
 
     fn config(&mut self, node: Option<&Node>) -> serde_json::Value {
@@ -754,8 +872,12 @@ impl Reader<'_> {
             let to = self
                 .required(&fields, "to", item, &what)
                 .map(|n| self.route_to(n, &what, channels));
+            let transform = fields
+                .get("transform")
+                .map(|n| self.transform_list(n, &what))
+                .unwrap_or_default();
             if let (Some(name), Some(matcher), Some(to)) = (name, matcher, to) {
-                for field in ["name", "match", "to"] {
+                for field in ["name", "match", "to", "transform"] {
                     let pointer = format!("/routes/{}/{field}", routes.len());
                     self.show_as_written(pointer, fields.get(field));
                 }
@@ -763,6 +885,7 @@ impl Reader<'_> {
                     name: Arc::from(name),
                     matcher,
                     to,
+                    transform,
                 });
             }
         }
@@ -918,7 +1041,7 @@ impl Reader<'_> {
 fn article(world: World) -> &'static str {
     match world {
         World::Adapter => "an",
-        World::Channel => "a",
+        World::Channel | World::Transform => "a",
     }
 }
 

@@ -14,6 +14,7 @@ impl PluginCatalog for TestCatalog {
         match plugin {
             "rest-json" | "webhook-standard" => Some(World::Adapter),
             "log" | "sms-http" | "webhook" => Some(World::Channel),
+            "pick" | "template" => Some(World::Transform),
             _ => None,
         }
     }
@@ -22,6 +23,7 @@ impl PluginCatalog for TestCatalog {
         let names: &[&str] = match world {
             World::Adapter => &["rest-json", "webhook-standard"],
             World::Channel => &["log", "sms-http", "webhook"],
+            World::Transform => &["pick", "template"],
         };
         names.iter().map(|n| n.to_string()).collect()
     }
@@ -218,7 +220,7 @@ fn unknown_fields_are_refused_everywhere() {
             (14, "unknown field `priority`"),
             (
                 15,
-                "unknown field `routing`, expected one of `sources`, `channels`, `routes`",
+                "unknown field `routing`, expected one of `sources`, `transforms`, `channels`, `routes`",
             ),
         ],
     );
@@ -578,7 +580,8 @@ fn serialized_specs_name_secrets_but_never_show_them() {
             "allowed_hosts": ["ops.example.com"],
             "retry_schedule": ["5s", "5m", "30m", "2h", "5h", "10h", "10h"],
             "rate_limit": "50/s",
-            "concurrency": null
+            "concurrency": null,
+            "transform": []
         })
     );
     assert_eq!(json["sources"]["shop"]["secrets"], json!(["secret"]));
@@ -587,7 +590,8 @@ fn serialized_specs_name_secrets_but_never_show_them() {
         json!({
             "name": "paging",
             "match": {"kind": "incident.*", "attributes": {"severity": ["critical"]}},
-            "to": ["ops-webhook", "oncall-sms"]
+            "to": ["ops-webhook", "oncall-sms"],
+            "transform": []
         })
     );
     let text = json.to_string();
@@ -897,4 +901,114 @@ routes:
     // Fields without variables keep their typed form.
     assert_eq!(json["channels"]["a"]["plugin"], "webhook");
     assert_eq!(json["channels"]["a"]["retry_schedule"][0], "5s");
+}
+
+const TRANSFORMS: &str = r#"
+transforms:
+  redact-pii:
+    plugin: pick
+    config: { drop: [email] }
+  to-text:
+    plugin: template
+    config: { template: { text: "{{kind}}" } }
+channels:
+  ops:
+    plugin: webhook
+    config: { url: "https://ops.example.com/hooks" }
+    transform: [to-text]
+  audit:
+    plugin: log
+routes:
+  - name: incidents
+    match: { kind: "incident.*" }
+    to: [ops, audit]
+    transform: [redact-pii]
+  - name: everything
+    match: { kind: "*" }
+    to: [ops]
+    transform: pick
+"#;
+
+#[test]
+fn transforms_run_the_routes_then_the_channels() {
+    let table = parse(TRANSFORMS).unwrap();
+    let names = |kind: &str, channel: &str| {
+        let (route, chain) = table.transforms_for(kind, &[] as &[(&str, &str)], channel);
+        let names: Vec<String> = chain.iter().map(|(name, _)| name.to_string()).collect();
+        (route.map(|r| r.name.to_string()), names)
+    };
+    // The first matching route that names the channel is the one whose transforms run.
+    assert_eq!(
+        names("incident.opened", "ops"),
+        (
+            Some("incidents".into()),
+            vec!["redact-pii".into(), "to-text".into()]
+        )
+    );
+    assert_eq!(
+        names("incident.opened", "audit"),
+        (Some("incidents".into()), vec!["redact-pii".into()])
+    );
+    // A plugin named directly runs with an empty config.
+    assert_eq!(
+        names("order.paid", "ops"),
+        (
+            Some("everything".into()),
+            vec!["pick".into(), "to-text".into()]
+        )
+    );
+    let (_, chain) = table.transforms_for("order.paid", &[] as &[(&str, &str)], "ops");
+    assert_eq!(chain[0].1.plugin, "pick");
+    assert_eq!(chain[0].1.config, json!({}));
+    assert_eq!(
+        chain[1].1.grants.config,
+        json!({ "template": { "text": "{{kind}}" } })
+    );
+    assert!(table.has_transforms());
+    assert!(
+        table.summary().contains("3 transforms"),
+        "{}",
+        table.summary()
+    );
+    let shown = serde_json::to_value(&table).unwrap();
+    assert_eq!(shown["routes"][0]["transform"], json!(["redact-pii"]));
+    assert_eq!(shown["channels"]["ops"]["transform"], json!(["to-text"]));
+    assert_eq!(shown["transforms"]["redact-pii"]["plugin"], json!("pick"));
+}
+
+#[test]
+fn a_table_without_transforms_says_so() {
+    let table = parse(DESIGN_EXAMPLE).unwrap();
+    assert!(!table.has_transforms());
+}
+
+#[test]
+fn transform_mistakes_are_named_with_their_line() {
+    assert_problems(
+        r#"
+transforms:
+  bad:
+    plugin: webhook
+  worse:
+    config: {}
+channels:
+  ops: { plugin: log, transform: [nope] }
+routes:
+  - name: all
+    match: {}
+    to: [ops]
+    transform: [log]
+"#,
+        &[
+            (4, "`webhook` is a channel, not a transform"),
+            (6, "transform `worse` needs `plugin`"),
+            (8, "names unknown transform `nope`"),
+            (13, "names unknown transform `log`"),
+        ],
+    );
+    let many = format!(
+        "channels:\n  ops: {{ plugin: log, transform: [{}] }}\nroutes:\n  - {{ name: a, match: {{}}, to: [ops] }}\n",
+        vec!["pick"; MAX_TRANSFORMS + 1].join(", ")
+    );
+    assert_problems(&many, &[(2, "at most 16 may run in a row")]);
 }

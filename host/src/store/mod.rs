@@ -207,6 +207,9 @@ pub enum AttemptOutcome {
     Failed,
     /// The plugin call itself failed (trap, deadline, timeout).
     Error,
+    /// A transform dropped the notification (a filter): nothing went to the channel, and
+    /// the delivery is done.
+    Dropped,
 }
 
 impl AttemptOutcome {
@@ -216,6 +219,7 @@ impl AttemptOutcome {
             AttemptOutcome::Retry => "retry",
             AttemptOutcome::Failed => "failed",
             AttemptOutcome::Error => "error",
+            AttemptOutcome::Dropped => "dropped",
         }
     }
 }
@@ -238,6 +242,8 @@ pub struct AttemptRecord {
     pub outcome: AttemptOutcome,
     pub status: Option<u16>,
     pub detail: Option<String>,
+    /// The transforms that ran before the channel, in order; empty when none did.
+    pub transforms: Vec<String>,
     pub next: NextStep,
 }
 
@@ -265,6 +271,7 @@ pub struct AttemptDetail {
     pub outcome: String,
     pub status: Option<u16>,
     pub detail: Option<String>,
+    pub transforms: Vec<String>,
 }
 
 /// A filter for listing notifications, newest first.
@@ -797,10 +804,10 @@ impl Store {
             let mut tx = pool.begin().await?;
             for chunk in records.chunks(ROWS_PER_INSERT) {
                 let mut insert = QueryBuilder::<Db>::new(dialect.pick(
-                    "INSERT OR REPLACE INTO attempts \
-                     (delivery_id, attempt, started_at, duration_ms, outcome, status, detail) ",
-                    "INSERT INTO attempts \
-                     (delivery_id, attempt, started_at, duration_ms, outcome, status, detail) ",
+                    "INSERT OR REPLACE INTO attempts (delivery_id, attempt, started_at, \
+                     duration_ms, outcome, status, detail, transforms) ",
+                    "INSERT INTO attempts (delivery_id, attempt, started_at, duration_ms, \
+                     outcome, status, detail, transforms) ",
                 ));
                 insert.push_values(chunk, |mut row, r| {
                     row.push_bind(r.delivery_id.as_str())
@@ -809,14 +816,18 @@ impl Store {
                         .push_bind(r.duration_ms)
                         .push_bind(r.outcome.as_str())
                         .push_bind(r.status.map(i32::from))
-                        .push_bind(r.detail.as_deref());
+                        .push_bind(r.detail.as_deref())
+                        .push_bind(
+                            (!r.transforms.is_empty())
+                                .then(|| serde_json::to_string(&r.transforms).unwrap_or_default()),
+                        );
                 });
                 insert.push(dialect.pick(
                     "",
                     " ON CONFLICT (delivery_id, attempt) DO UPDATE SET \
                      started_at = excluded.started_at, duration_ms = excluded.duration_ms, \
                      outcome = excluded.outcome, status = excluded.status, \
-                     detail = excluded.detail",
+                     detail = excluded.detail, transforms = excluded.transforms",
                 ));
                 insert.build().execute(&mut *tx).await?;
             }
@@ -947,7 +958,7 @@ impl Store {
                 .await?;
                 let attempts = sqlx::query_as(
                     "SELECT a.delivery_id, a.attempt, a.started_at, a.duration_ms, a.outcome, \
-                     a.status, a.detail FROM deliveries d \
+                     a.status, a.detail, a.transforms FROM deliveries d \
                      JOIN attempts a ON a.delivery_id = d.id \
                      WHERE d.notification_id = $1 ORDER BY a.delivery_id, a.attempt",
                 )
@@ -967,6 +978,10 @@ impl Store {
                     outcome: attempt.outcome,
                     status: attempt.status.map(|s| s as u16),
                     detail: attempt.detail,
+                    transforms: attempt
+                        .transforms
+                        .and_then(|names| serde_json::from_str(&names).ok())
+                        .unwrap_or_default(),
                 });
         }
         Ok(rows
@@ -1298,4 +1313,5 @@ struct AttemptRow {
     outcome: String,
     status: Option<i32>,
     detail: Option<String>,
+    transforms: Option<String>,
 }

@@ -226,6 +226,7 @@ fn attempt(delivery_id: &str, attempt: u32, next: NextStep) -> AttemptRecord {
         outcome,
         status,
         detail,
+        transforms: Vec::new(),
         next,
     }
 }
