@@ -1,10 +1,49 @@
-//! `switchyard plugin new`: a plugin crate that builds into a valid component with one
-//! command, `cargo build --release`.
+//! `switchyard plugin new`: a plugin project that builds into a valid component with one
+//! command: `cargo build --release` for Rust, `./build.sh` for Python, `npm run build`
+//! for JavaScript.
+//!
+//! The Python and JavaScript templates and SDKs live in `sdk/python` and `sdk/js` and are
+//! compiled into the binary, so a scaffold needs no checkout. A template tree holds
+//! `common/` (every kind) and one directory per kind; in file names and contents,
+//! `__NAME__` becomes the plugin name, `__MODULE__` the name with `_` for `-`, and
+//! `__WORLD__` the world.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use include_dir::{Dir, include_dir};
+
 use crate::runtime::World;
+
+/// The language a plugin is written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lang {
+    /// Rust, with the `switchyard-sdk` crate.
+    Rust,
+    /// Python, built with componentize-py.
+    Python,
+    /// JavaScript or TypeScript, built with jco and componentize-js.
+    Js,
+}
+
+static PYTHON_TEMPLATE: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../sdk/python/scaffold");
+static PYTHON_SDK: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../sdk/python/switchyard_sdk");
+static JS_TEMPLATE: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../sdk/js/scaffold");
+static JS_SDK: Dir<'_> = include_dir!("$CARGO_MANIFEST_DIR/../sdk/js/switchyard-sdk");
+/// The contract, for the Python and JavaScript build tools, which read WIT themselves.
+const CONTRACT: &str = include_str!("../../wit/plugin.wit");
+
+/// The one command that builds a scaffolded project, and where the component lands.
+pub fn build_command(lang: Lang, name: &str) -> (&'static str, PathBuf) {
+    match lang {
+        Lang::Rust => ("cargo build --release", artifact_path(name)),
+        Lang::Python => ("./build.sh", PathBuf::from(format!("{name}.wasm"))),
+        Lang::Js => (
+            "npm install && npm run build",
+            PathBuf::from(format!("{name}.wasm")),
+        ),
+    }
+}
 
 /// The SDK next to the sources this binary was built from, if it is still there.
 pub fn default_sdk_path() -> Option<PathBuf> {
@@ -31,8 +70,95 @@ pub fn explain(function: &str) -> &'static str {
     }
 }
 
-/// Creates `parent/name`, a plugin crate of `world` depending on the SDK at `sdk`.
-pub fn create(parent: &Path, name: &str, world: World, sdk: &Path) -> anyhow::Result<PathBuf> {
+/// Creates `parent/name`, a Python or JavaScript plugin project of `world`, with the SDK
+/// and the contract inside it, so it builds offline once its tools are installed.
+pub fn create_interpreted(
+    parent: &Path,
+    name: &str,
+    world: World,
+    lang: Lang,
+) -> anyhow::Result<PathBuf> {
+    if lang == Lang::Python && !name.starts_with(|c: char| c.is_ascii_lowercase()) {
+        // The module is the name with `_` for `-`, and a Python module cannot start with
+        // a digit.
+        anyhow::bail!("a Python plugin's name starts with a letter, such as my-channel");
+    }
+    if name == "switchyard-sdk" || name == "switchyard_sdk" {
+        anyhow::bail!("`{name}` is the SDK's own name; choose another");
+    }
+    let dir = new_dir(parent, name)?;
+    let (template, sdk) = match lang {
+        Lang::Python => (&PYTHON_TEMPLATE, &PYTHON_SDK),
+        Lang::Js => (&JS_TEMPLATE, &JS_SDK),
+        Lang::Rust => anyhow::bail!("a Rust plugin is a crate: use `create`"),
+    };
+    let module = name.replace('-', "_");
+    let world = world.to_string();
+    let fill = |text: &str| {
+        text.replace("__NAME__", name)
+            .replace("__MODULE__", &module)
+            .replace("__WORLD__", &world)
+    };
+    // `common/` first, so a kind's own file of the same name wins.
+    for part in ["common", world.as_str()] {
+        if let Some(tree) = template.get_dir(part) {
+            write_tree(tree, Path::new(part), &dir, &fill)?;
+        }
+    }
+    let sdk_name = sdk.path().file_name().unwrap_or_default();
+    write_tree(sdk, Path::new(""), &dir.join(sdk_name), &|text| {
+        text.to_owned()
+    })?;
+    fs::create_dir_all(dir.join("wit"))?;
+    fs::write(dir.join("wit/plugin.wit"), CONTRACT)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        for script in ["build.sh"] {
+            let path = dir.join(script);
+            if path.exists() {
+                fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
+            }
+        }
+    }
+    Ok(dir)
+}
+
+/// Writes every file under `tree` (whose paths start with `strip`) below `to`, filling
+/// placeholders in names and text.
+fn write_tree(
+    tree: &Dir<'_>,
+    strip: &Path,
+    to: &Path,
+    fill: &dyn Fn(&str) -> String,
+) -> anyhow::Result<()> {
+    for file in tree.files() {
+        let relative = file.path().strip_prefix(strip).unwrap_or(file.path());
+        let path = to.join(fill(&relative.to_string_lossy()));
+        if let Some(parent) = path.parent() {
+            fs::create_dir_all(parent)?;
+        }
+        match file.contents_utf8() {
+            Some(text) => fs::write(&path, fill(text))?,
+            None => fs::write(&path, file.contents())?,
+        }
+    }
+    for sub in tree.dirs() {
+        // Caches a developer's local runs may leave in the source tree.
+        let skip = ["__pycache__", "node_modules"];
+        if sub
+            .path()
+            .file_name()
+            .is_some_and(|n| skip.iter().any(|s| n == *s))
+        {
+            continue;
+        }
+        write_tree(sub, strip, to, fill)?;
+    }
+    Ok(())
+}
+
+fn new_dir(parent: &Path, name: &str) -> anyhow::Result<PathBuf> {
     if name.is_empty()
         || !name
             .chars()
@@ -45,6 +171,12 @@ pub fn create(parent: &Path, name: &str, world: World, sdk: &Path) -> anyhow::Re
     if dir.exists() {
         anyhow::bail!("{} already exists", dir.display());
     }
+    Ok(dir)
+}
+
+/// Creates `parent/name`, a plugin crate of `world` depending on the SDK at `sdk`.
+pub fn create(parent: &Path, name: &str, world: World, sdk: &Path) -> anyhow::Result<PathBuf> {
+    let dir = new_dir(parent, name)?;
     let sdk = sdk
         .canonicalize()
         .map_err(|e| anyhow::anyhow!("the SDK path {}: {e}", sdk.display()))?;
@@ -54,6 +186,7 @@ pub fn create(parent: &Path, name: &str, world: World, sdk: &Path) -> anyhow::Re
     let description = match world {
         World::Adapter => "A Switchyard adapter",
         World::Channel => "A Switchyard channel",
+        World::Transform => "A Switchyard transform",
     };
     fs::write(
         dir.join("Cargo.toml"),
@@ -96,6 +229,7 @@ panic = "abort"
     let source = match world {
         World::Adapter => ADAPTER_TEMPLATE,
         World::Channel => CHANNEL_TEMPLATE,
+        World::Transform => TRANSFORM_TEMPLATE,
     };
     fs::write(dir.join("src/lib.rs"), source)?;
     fs::write(
@@ -155,4 +289,40 @@ impl Adapter for Plugin {
 }
 
 export_adapter!(Plugin);
+"#;
+
+const TRANSFORM_TEMPLATE: &str = r#"//! A Switchyard transform: reshapes each notification before its channel delivers it.
+//! This one drops the payload fields its config lists: `{"drop": ["email"]}`.
+
+use serde::Deserialize;
+use switchyard_sdk::{
+    Notification, Transform, TransformContext, TransformError, Transformed, export_transform,
+};
+
+#[derive(Deserialize)]
+struct Config {
+    #[serde(default)]
+    drop: Vec<String>,
+}
+
+struct Plugin;
+
+impl Transform for Plugin {
+    fn transform(
+        mut notification: Notification,
+        _context: TransformContext,
+    ) -> Result<Transformed, TransformError> {
+        let config: Config = switchyard_sdk::config().map_err(TransformError::fail)?;
+        let mut payload = notification.payload_json()?;
+        if let Some(fields) = payload.as_object_mut() {
+            for field in &config.drop {
+                fields.remove(field);
+            }
+        }
+        notification = notification.with_payload_json(&payload);
+        Ok(Transformed::keep(notification))
+    }
+}
+
+export_transform!(Plugin);
 "#;

@@ -39,7 +39,7 @@ fn plugin_check_tells_valid_from_invalid() {
     let (ok, out) = switchyard(&["plugin", "check", good.to_str().unwrap()]);
     assert!(ok, "{out}");
     assert!(
-        out.contains("a valid channel for switchyard:plugin@0.1.0"),
+        out.contains("a valid channel for switchyard:plugin@0.2.0"),
         "{out}"
     );
 
@@ -56,13 +56,17 @@ fn plugin_check_tells_valid_from_invalid() {
     assert!(out.contains("not a WebAssembly file"), "{out}");
 }
 
-/// The scaffold builds into a component that `plugin check` accepts, for both worlds.
+/// The scaffold builds into a component that `plugin check` accepts, for every world.
 #[test]
 fn plugin_new_scaffolds_crates_that_build_into_valid_plugins() {
     let dir = tempfile::tempdir().unwrap();
     // Shared across runs so the SDK's dependencies compile once per machine.
     let target = std::env::temp_dir().join("switchyard-scaffold-target");
-    for (name, kind) in [("my-channel", "channel"), ("my-adapter", "adapter")] {
+    for (name, kind) in [
+        ("my-channel", "channel"),
+        ("my-adapter", "adapter"),
+        ("my-transform", "transform"),
+    ] {
         let (ok, out) = switchyard(&[
             "plugin",
             "new",
@@ -90,6 +94,54 @@ fn plugin_new_scaffolds_crates_that_build_into_valid_plugins() {
         let (ok, out) = switchyard(&["plugin", "check", wasm.to_str().unwrap()]);
         assert!(ok, "{out}");
         assert!(out.contains(&format!("a valid {kind}")), "{out}");
+    }
+}
+
+/// A Python and a JavaScript scaffold each build with their one documented command, from
+/// what `plugin new` wrote and nothing else, into a component `plugin check` accepts.
+/// componentize-py comes from the test venv (`scripts/test.sh` installs it); the
+/// JavaScript project installs its own pinned packages from npm, as its author would.
+#[test]
+fn plugin_new_scaffolds_python_and_javascript_projects_that_build() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, kind, lang, command) in [
+        ("my-py-channel", "channel", "python", "./build.sh"),
+        (
+            "my-js-transform",
+            "transform",
+            "js",
+            "npm install --no-audit --no-fund --loglevel=error && npm run build",
+        ),
+    ] {
+        let (ok, out) = switchyard(&[
+            "plugin",
+            "new",
+            name,
+            "--kind",
+            kind,
+            "--lang",
+            lang,
+            "--path",
+            dir.path().to_str().unwrap(),
+        ]);
+        assert!(ok, "{out}");
+        assert!(out.contains(command), "{lang}: the printed command: {out}");
+        let project = dir.path().join(name);
+        let build = Command::new("bash")
+            .args(["-c", command])
+            .current_dir(&project)
+            .output()
+            .unwrap();
+        assert!(
+            build.status.success(),
+            "{lang}: `{command}` failed:\n{}\n{}",
+            String::from_utf8_lossy(&build.stdout),
+            String::from_utf8_lossy(&build.stderr)
+        );
+        let wasm = project.join(format!("{name}.wasm"));
+        let (ok, out) = switchyard(&["plugin", "check", wasm.to_str().unwrap()]);
+        assert!(ok, "{lang}: {out}");
+        assert!(out.contains(&format!("a valid {kind}")), "{lang}: {out}");
     }
 }
 
