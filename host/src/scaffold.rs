@@ -87,9 +87,9 @@ pub fn create_interpreted(
         anyhow::bail!("`{name}` is the SDK's own name; choose another");
     }
     let dir = new_dir(parent, name)?;
-    let (template, sdk) = match lang {
-        Lang::Python => (&PYTHON_TEMPLATE, &PYTHON_SDK),
-        Lang::Js => (&JS_TEMPLATE, &JS_SDK),
+    let (template, sdk, sdk_name) = match lang {
+        Lang::Python => (&PYTHON_TEMPLATE, &PYTHON_SDK, "switchyard_sdk"),
+        Lang::Js => (&JS_TEMPLATE, &JS_SDK, "switchyard-sdk"),
         Lang::Rust => anyhow::bail!("a Rust plugin is a crate: use `create`"),
     };
     let module = name.replace('-', "_");
@@ -105,7 +105,6 @@ pub fn create_interpreted(
             write_tree(tree, Path::new(part), &dir, &fill)?;
         }
     }
-    let sdk_name = sdk.path().file_name().unwrap_or_default();
     write_tree(sdk, Path::new(""), &dir.join(sdk_name), &|text| {
         text.to_owned()
     })?;

@@ -22,6 +22,7 @@ mod limits;
 mod lost_database;
 mod nginx;
 mod ops;
+mod polyglot;
 mod reload;
 mod retries;
 mod scopes;
@@ -29,4 +30,5 @@ mod secrets;
 mod support;
 #[path = "../shared/tansu.rs"]
 mod tansu;
+mod transforms;
 mod ws;
