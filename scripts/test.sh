@@ -218,6 +218,25 @@ if [ -z "${SWITCHYARD_TEST_KAFKA:-}" ]; then
 fi
 echo "Kafka for the tests: $SWITCHYARD_TEST_KAFKA"
 
+step "plugin SDKs for Python and JavaScript: their unit tests, and the test plugins built"
+# tests/blackbox/polyglot.rs and `cargo bench --bench plugin_calls` use components built
+# from tests/polyglot/ with the tools a plugin author uses: componentize-py (PyPI, into the
+# test venv) and jco with componentize-js (npm, into one shared toolchain dir). Each build
+# script installs its pinned tools when they are missing and skips plugins whose sources
+# have not changed, so a repeated run is offline and takes a second.
+"$venv/bin/pip" show -q componentize-py 2>/dev/null | grep -qx 'Version: 0.25.1' \
+  || "$venv/bin/pip" install -q componentize-py==0.25.1
+(cd sdk/python && "$venv/bin/python" -m unittest -q)
+if [ ! -d sdk/js/node_modules ] || [ sdk/js/package-lock.json -nt sdk/js/node_modules ]; then
+  npm ci --prefix sdk/js --no-audit --no-fund --loglevel=error
+fi
+npm test --prefix sdk/js --silent
+export SWITCHYARD_POLYGLOT_PLUGINS="${SWITCHYARD_POLYGLOT_PLUGINS:-$HOME/.cache/switchyard/polyglot}"
+export SWITCHYARD_PYTHON_VENV="$venv"
+mkdir -p "$SWITCHYARD_POLYGLOT_PLUGINS"
+./tests/polyglot/python/build.sh "$SWITCHYARD_POLYGLOT_PLUGINS"
+./tests/polyglot/js/build.sh "$SWITCHYARD_POLYGLOT_PLUGINS"
+
 step "fuzzing: YAML reader, JSON drafts, Standard Webhooks (cargo fuzz, bounded time each)"
 # fuzz/ is a workspace of its own (it builds the SDK and host/src/yaml.rs, never the whole
 # host), with its own target dir: its instrumented builds share nothing with ours. cargo-fuzz

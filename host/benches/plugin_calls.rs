@@ -9,6 +9,12 @@
 //!   to `switchyard bench`'s receiver on loopback, over a kept-alive connection. Client and
 //!   receiver share the benchmark's one thread, so the time is everything one delivery costs
 //!   on the machine, both ends of the HTTP exchange and the kernel's loopback included.
+//! - `python_trivial_channel` and `js_trivial_channel`: `trivial_channel` written in
+//!   Python (componentize-py) and JavaScript (componentize-js), from `tests/polyglot`.
+//!   They are built by `tests/polyglot/{python,js}/build.sh DIR`, which `scripts/test.sh`
+//!   runs into `~/.cache/switchyard/polyglot` (or `$SWITCHYARD_POLYGLOT_PLUGINS`); without
+//!   them these two are skipped with a note.
+//! - `pick_transform`: the built-in `pick` transform dropping one field of a small payload.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,8 +24,17 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use switchyard::bench::receiver::{Ledger, Receiver};
 use switchyard::runtime::{
     Delivery, FetchPolicy, Grants, Notification, Outcome, Request, Runtime, RuntimeConfig,
-    Transport,
+    TransformContext, Transformed, Transport,
 };
+
+/// Where `scripts/test.sh` builds the Python and JavaScript test plugins.
+fn polyglot_dir() -> std::path::PathBuf {
+    match std::env::var_os("SWITCHYARD_POLYGLOT_PLUGINS") {
+        Some(dir) => dir.into(),
+        None => std::path::Path::new(&std::env::var_os("HOME").unwrap_or_default())
+            .join(".cache/switchyard/polyglot"),
+    }
+}
 
 fn one_kib_notification() -> Vec<u8> {
     let mut body = serde_json::json!({
@@ -73,6 +88,44 @@ fn plugin_calls(c: &mut Criterion) {
     group.bench_function("trivial_channel", |b| {
         b.to_async(&tokio)
             .iter(|| async { trivial.deliver(&grants, delivery.clone()).await.unwrap() })
+    });
+
+    for (bench, file) in [
+        ("python_trivial_channel", "py-trivial.wasm"),
+        ("js_trivial_channel", "js-trivial.wasm"),
+    ] {
+        let path = polyglot_dir().join(file);
+        let Ok(bytes) = std::fs::read(&path) else {
+            eprintln!("{bench}: skipped, {} is not built", path.display());
+            continue;
+        };
+        let plugin = tokio.block_on(runtime.load(bench, &bytes)).unwrap();
+        group.bench_function(bench, |b| {
+            b.to_async(&tokio)
+                .iter(|| async { plugin.deliver(&grants, delivery.clone()).await.unwrap() })
+        });
+    }
+
+    let pick = tokio.block_on(runtime.load_builtin("pick")).unwrap();
+    let pick_grants = Arc::new(Grants {
+        config: serde_json::json!({ "drop": ["email"] }),
+        ..Grants::default()
+    });
+    let mut customer = delivery.notification.clone();
+    customer.payload = r#"{"name":"Ada","email":"ada@example.com","plan":"pro"}"#.into();
+    let context = TransformContext {
+        route: "bench".into(),
+        channel: "bench".into(),
+        attempt: 1,
+    };
+    group.bench_function("pick_transform", |b| {
+        b.to_async(&tokio).iter(|| async {
+            let result = pick
+                .transform(&pick_grants, customer.clone(), context.clone())
+                .await
+                .unwrap();
+            assert!(matches!(result, Ok(Transformed::Keep(_))), "{result:?}");
+        })
     });
 
     let rest_json = tokio.block_on(runtime.load_builtin("rest-json")).unwrap();
