@@ -339,12 +339,20 @@ impl TreeBuilder {
                 }
             }
             Event::Alias(id) => {
-                // An alias is a copy of what its anchor named; the parser has already
-                // refused an alias to an anchor that does not exist.
-                if let Some(node) = self.anchors.get(&id) {
-                    count_copies(&mut self.copied_values, node, line, column)?;
-                    let node = node.clone();
-                    self.add(node);
+                // An alias is a copy of what its anchor named. The parser refuses an alias
+                // to an anchor that does not exist, but not one to an anchor still open
+                // (`&a [x, *a]`): that would be a value inside itself.
+                match self.anchors.get(&id) {
+                    Some(node) => {
+                        count_copies(&mut self.copied_values, node, line, column)?;
+                        let node = node.clone();
+                        self.add(node);
+                    }
+                    None => self.problems.push(problem(
+                        "this alias names the anchor of a value that holds it; a value cannot \
+                         contain itself"
+                            .into(),
+                    )),
                 }
             }
             Event::Scalar(text, style, anchor, tag) => {
@@ -731,6 +739,17 @@ mod tests {
         let inner = &b.as_sequence().unwrap()[1];
         assert_eq!((inner.line, inner.column), (4, 5));
         assert_eq!(entries[0].0.line, 1);
+    }
+
+    #[test]
+    fn an_alias_inside_its_own_anchor_is_a_problem() {
+        let problems = parse("list: &loop [a, *loop]\n").unwrap_err();
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(
+            problems[0].message.contains("cannot contain itself"),
+            "{problems:?}"
+        );
+        assert_eq!(problems[0].line, 1);
     }
 
     #[test]

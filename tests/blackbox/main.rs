@@ -30,5 +30,6 @@ mod secrets;
 mod support;
 #[path = "../shared/tansu.rs"]
 mod tansu;
+mod transform_attacks;
 mod transforms;
 mod ws;

@@ -39,14 +39,15 @@ pub(super) async fn run(
     let started_at = store::now_ms();
     let clock = Instant::now();
 
-    let mut ran = Vec::new();
+    let mut trail = Trail::default();
     let result = match shared.plugins.channel(&spec.plugin).await {
         Ok(plugin) => match shared.grants(&table, &channel, spec).await {
             Ok(grants) => {
-                match transform(&shared, &table, &channel, &job, attempt, &mut ran).await {
-                    Ok(parts) if parts.is_empty() => Err(Failure::Dropped(
-                        ran.last().map(|(_, why)| why.clone()).unwrap_or_default(),
-                    )),
+                trail.granted.push(grants.clone());
+                match transform(&shared, &table, &channel, &job, attempt, &mut trail).await {
+                    Ok(parts) if parts.is_empty() => {
+                        Err(Failure::Dropped(std::mem::take(&mut trail.dropped_because)))
+                    }
                     Ok(parts) => {
                         let mut outcome = Err(Failure::Dropped(String::new()));
                         let count = parts.len();
@@ -110,7 +111,12 @@ pub(super) async fn run(
         &result,
         &spec.retry_schedule,
     );
-    record.transforms = ran.into_iter().map(|(name, _)| name).collect();
+    record.transforms = trail.transforms;
+    // Every text in the record that a plugin wrote loses the secrets this attempt granted.
+    record.detail = record.detail.map(|detail| {
+        let secrets = trail.granted.iter().flat_map(|g| g.secrets.values());
+        runtime::scrub(&detail, secrets.map(String::as_str))
+    });
     if shared.events.has_subscribers() {
         shared.events.publish(Event::DeliveryAttempted {
             delivery_id: record.delivery_id.clone(),
@@ -131,17 +137,27 @@ pub(super) async fn run(
     shared.recorder.record(&channel, record, job.held).await;
 }
 
+/// What an attempt's transforms left for its record.
+#[derive(Default)]
+struct Trail {
+    /// The transforms called, in order.
+    transforms: Vec<String>,
+    /// Why the last part was dropped, when one was.
+    dropped_because: String,
+    /// The grants of every plugin the attempt called, whose secrets no record may show.
+    granted: Vec<Arc<runtime::Grants>>,
+}
+
 /// Runs the transforms the routes name for this delivery, in order, each over every
 /// notification the one before it made. Returns what the channel gets: one notification
-/// when nothing splits, none when a transform drops it. `ran` collects each transform
-/// that was called, with its last drop reason, for the attempt record.
+/// when nothing splits, none when a transform drops it.
 async fn transform(
     shared: &Shared,
     table: &RouteTable,
     channel: &str,
     job: &Job,
     attempt: u32,
-    ran: &mut Vec<(String, String)>,
+    trail: &mut Trail,
 ) -> Result<Vec<runtime::Notification>, Failure> {
     let original = &job.notification;
     let mut parts = vec![wit_notification(original)];
@@ -156,7 +172,8 @@ async fn transform(
             .transform(&spec.plugin)
             .await
             .map_err(|reason| Failure::Load(format!("transform `{name}`: {reason}")))?;
-        ran.push((name.to_owned(), String::new()));
+        trail.transforms.push(name.to_owned());
+        trail.granted.push(spec.grants.clone());
         let context = TransformContext {
             route: route.map(|r| r.name.to_string()).unwrap_or_default(),
             channel: channel.to_owned(),
@@ -174,6 +191,11 @@ async fn transform(
                 Ok(Transformed::Keep(mut kept)) => {
                     kept.id = id.clone();
                     vec![kept]
+                }
+                Ok(Transformed::Split(split)) if split.is_empty() => {
+                    trail.dropped_because =
+                        format!("transform `{name}` split the notification into none");
+                    Vec::new()
                 }
                 Ok(Transformed::Split(split)) => {
                     if split.len() > MAX_PARTS {
@@ -198,8 +220,7 @@ async fn transform(
                         .collect()
                 }
                 Ok(Transformed::Drop(reason)) => {
-                    ran.last_mut().expect("pushed above").1 =
-                        format!("dropped by transform `{name}`: {reason}");
+                    trail.dropped_because = format!("dropped by transform `{name}`: {reason}");
                     Vec::new()
                 }
                 Err(error) => {
@@ -243,11 +264,37 @@ async fn transform(
     Ok(parts)
 }
 
-/// What a transform made must still be a notification a channel can take: a kind, and a
-/// payload that is JSON of a bounded size.
+/// What a transform made must still be a notification the API would have accepted: the
+/// same rules for its kind and attributes as the JSON adapters apply (see the SDK's
+/// `drafts`), and a payload that is JSON of a bounded size.
 fn check_made(made: &runtime::Notification) -> Result<(), String> {
-    if made.kind.is_empty() || made.kind.len() > 256 {
-        return Err("made a notification whose kind is empty or longer than 256 bytes".into());
+    const MAX_TEXT: usize = 256;
+    const MAX_ATTRIBUTES: usize = 64;
+    let kind_ok = !made.kind.is_empty()
+        && made.kind.len() <= MAX_TEXT
+        && made
+            .kind
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'_' | b'-' | b':'));
+    if !kind_ok {
+        return Err(format!(
+            "made a notification whose kind is not 1 to {MAX_TEXT} of letters, digits and . _ - :"
+        ));
+    }
+    if made.attributes.len() > MAX_ATTRIBUTES {
+        return Err(format!(
+            "made a notification with {} attributes; at most {MAX_ATTRIBUTES} are allowed",
+            made.attributes.len()
+        ));
+    }
+    let too_long = |text: &str| text.len() > MAX_TEXT && text.chars().nth(MAX_TEXT).is_some();
+    for (name, value) in &made.attributes {
+        if name.is_empty() || too_long(name) || too_long(value) {
+            return Err(format!(
+                "made an attribute whose name is not 1 to {MAX_TEXT} characters or whose value \
+                 is longer than {MAX_TEXT}"
+            ));
+        }
     }
     if made.payload.len() > MAX_TRANSFORMED_PAYLOAD {
         return Err(format!(

@@ -531,8 +531,18 @@ pub struct RoutesError {
     problems: Vec<Problem>,
 }
 
+/// The most problems a refused file reports; the rest are counted.
+const MAX_PROBLEMS: usize = 100;
+
 impl RoutesError {
-    fn new(origin: &str, problems: Vec<Problem>) -> Self {
+    fn new(origin: &str, mut problems: Vec<Problem>) -> Self {
+        if problems.len() > MAX_PROBLEMS {
+            let more = problems.len() - MAX_PROBLEMS;
+            problems.truncate(MAX_PROBLEMS);
+            problems.push(Problem::whole_file(format!(
+                "and {more} more problems; fix these first"
+            )));
+        }
         RoutesError {
             origin: origin.to_owned(),
             problems,

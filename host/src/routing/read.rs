@@ -390,7 +390,7 @@ impl Reader<'_> {
     /// A plugin name that must be installed and implement `world`.
     fn plugin(&mut self, node: &Node, world: World) -> Option<String> {
         let name = self.string(node, &format!("the {world} plugin"))?;
-        let installed = || self.plugins.names(world).join(", ");
+        let installed = || listed(&self.plugins.names(world));
         let shown = self.shown(node);
         match self.plugins.world(&name) {
             Some(actual) if actual == world => return Some(name),
@@ -561,10 +561,13 @@ impl Reader<'_> {
                     names.push(Arc::from(name));
                 }
                 _ => {
+                    // At most a few names per problem: a file with many unknown names must
+                    // not make an answer that grows with their product.
                     let mut known = self.defined_transforms.clone();
                     known.extend(self.plugins.names(World::Transform));
                     known.sort();
                     known.dedup();
+                    let known = listed(&known);
                     let message = format!(
                         "{what} names unknown transform `{}`; define it under `transforms:` \
                          or name a transform plugin; known: {}",
@@ -572,7 +575,7 @@ impl Reader<'_> {
                         if known.is_empty() {
                             "none".to_owned()
                         } else {
-                            known.join(", ")
+                            known
                         }
                     );
                     self.problem(item, message);
@@ -1020,7 +1023,7 @@ impl Reader<'_> {
                 let known = if channels.is_empty() {
                     "no channels are defined".to_owned()
                 } else {
-                    format!("channels: {}", channels.join(", "))
+                    format!("channels: {}", listed(channels))
                 };
                 let message = format!(
                     "{what} sends to unknown channel `{}`; {known}",
@@ -1036,6 +1039,22 @@ impl Reader<'_> {
         }
         to
     }
+}
+
+/// The first few of `names` for a message ("a, b, c and 7 more"): enough to spot a typo,
+/// and never so many that a file's problems grow with the square of its size.
+fn listed(names: &[impl AsRef<str>]) -> String {
+    const SHOWN: usize = 10;
+    let mut text = names
+        .iter()
+        .take(SHOWN)
+        .map(AsRef::as_ref)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        text.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    text
 }
 
 fn article(world: World) -> &'static str {
