@@ -13,7 +13,8 @@
 //!   Python (componentize-py) and JavaScript (componentize-js), from `tests/polyglot`.
 //!   They are built by `tests/polyglot/{python,js}/build.sh DIR`, which `scripts/test.sh`
 //!   runs into `~/.cache/switchyard/polyglot` (or `$SWITCHYARD_POLYGLOT_PLUGINS`); without
-//!   them these two are skipped with a note.
+//!   them these two are skipped with a note. Each runs with 4, 16 and 64 MiB of a pool
+//!   slot kept resident between calls (`RuntimeConfig::keep_resident_bytes`).
 //! - `pick_transform`: the built-in `pick` transform dropping one field of a small payload.
 
 use std::sync::Arc;
@@ -90,20 +91,29 @@ fn plugin_calls(c: &mut Criterion) {
             .iter(|| async { trivial.deliver(&grants, delivery.clone()).await.unwrap() })
     });
 
-    for (bench, file) in [
-        ("python_trivial_channel", "py-trivial.wasm"),
-        ("js_trivial_channel", "js-trivial.wasm"),
-    ] {
-        let path = polyglot_dir().join(file);
-        let Ok(bytes) = std::fs::read(&path) else {
-            eprintln!("{bench}: skipped, {} is not built", path.display());
-            continue;
-        };
-        let plugin = tokio.block_on(runtime.load(bench, &bytes)).unwrap();
-        group.bench_function(bench, |b| {
-            b.to_async(&tokio)
-                .iter(|| async { plugin.deliver(&grants, delivery.clone()).await.unwrap() })
-        });
+    // The interpreters under each setting of how much of a slot stays resident, side by
+    // side in one run (`keep_resident_bytes`; the default is `KEEP_RESIDENT_BYTES`).
+    for mib in [4, 16, 64] {
+        let runtime = Runtime::new(RuntimeConfig {
+            keep_resident_bytes: mib * 1024 * 1024,
+            ..RuntimeConfig::default()
+        })
+        .unwrap();
+        for (bench, file) in [
+            ("python_trivial_channel", "py-trivial.wasm"),
+            ("js_trivial_channel", "js-trivial.wasm"),
+        ] {
+            let path = polyglot_dir().join(file);
+            let Ok(bytes) = std::fs::read(&path) else {
+                eprintln!("{bench}: skipped, {} is not built", path.display());
+                continue;
+            };
+            let plugin = tokio.block_on(runtime.load(bench, &bytes)).unwrap();
+            group.bench_function(format!("{bench}/resident_{mib}mib"), |b| {
+                b.to_async(&tokio)
+                    .iter(|| async { plugin.deliver(&grants, delivery.clone()).await.unwrap() })
+            });
+        }
     }
 
     let pick = tokio.block_on(runtime.load_builtin("pick")).unwrap();

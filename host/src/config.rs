@@ -32,6 +32,7 @@
 //!   shutdown_grace: 30s
 //! plugins:
 //!   memory_limit_bytes: 67108864
+//!   keep_resident_bytes: 4194304  # of each warm pool slot's memory, kept between calls
 //!   cpu_deadline: 200ms
 //!   call_timeout: 30s
 //!   allow_loopback: false
@@ -347,6 +348,8 @@ pub struct DeliveryConfig {
 pub struct PluginsConfig {
     /// The most linear memory one call may use.
     pub memory_limit_bytes: usize,
+    /// How much of each warm pool slot's memory stays resident between calls.
+    pub keep_resident_bytes: usize,
     /// The most CPU time one call may use.
     pub cpu_deadline: Duration,
     /// The most wall-clock time one call may take, outbound HTTP included.
@@ -388,6 +391,7 @@ impl Default for Config {
             },
             plugins: PluginsConfig {
                 memory_limit_bytes: 64 * 1024 * 1024,
+                keep_resident_bytes: crate::runtime::KEEP_RESIDENT_BYTES,
                 cpu_deadline: Duration::from_millis(200),
                 call_timeout: Duration::from_secs(30),
                 allow_loopback: false,
@@ -588,6 +592,7 @@ impl Config {
     pub fn runtime_config(&self) -> RuntimeConfig {
         RuntimeConfig {
             memory_limit_bytes: self.plugins.memory_limit_bytes,
+            keep_resident_bytes: self.plugins.keep_resident_bytes,
             cpu_deadline: self.plugins.cpu_deadline,
             call_timeout: self.plugins.call_timeout,
             fetch: FetchPolicy {
@@ -817,6 +822,13 @@ const SETTINGS: &[Setting] = &[
         key: "plugins.memory_limit_bytes",
         apply: |c, n| {
             c.plugins.memory_limit_bytes = integer(n, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "plugins.keep_resident_bytes",
+        apply: |c, n| {
+            c.plugins.keep_resident_bytes = integer(n, 0)?;
             Ok(())
         },
     },
