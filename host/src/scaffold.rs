@@ -110,14 +110,13 @@ pub fn create_interpreted(
     })?;
     fs::create_dir_all(dir.join("wit"))?;
     fs::write(dir.join("wit/plugin.wit"), CONTRACT)?;
+    // The Python project's one command is a script.
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        for script in ["build.sh"] {
-            let path = dir.join(script);
-            if path.exists() {
-                fs::set_permissions(&path, fs::Permissions::from_mode(0o755))?;
-            }
+        let script = dir.join("build.sh");
+        if script.exists() {
+            fs::set_permissions(&script, fs::Permissions::from_mode(0o755))?;
         }
     }
     Ok(dir)

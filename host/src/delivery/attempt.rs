@@ -49,37 +49,7 @@ pub(super) async fn run(
                         Err(Failure::Dropped(std::mem::take(&mut trail.dropped_because)))
                     }
                     Ok(parts) => {
-                        let mut outcome = Err(Failure::Dropped(String::new()));
-                        let count = parts.len();
-                        for (index, notification) in parts.into_iter().enumerate() {
-                            let delivery = runtime::Delivery {
-                                notification,
-                                attempt,
-                                channel: channel.clone(),
-                            };
-                            outcome = plugin
-                                .deliver(&grants, delivery)
-                                .await
-                                .map_err(Failure::Call);
-                            // A split is delivered in order; the first part that is not
-                            // delivered decides the attempt, and a retry repeats them all.
-                            if !matches!(outcome, Ok(Outcome::Delivered(_))) {
-                                break;
-                            }
-                            if count > 1
-                                && index + 1 == count
-                                && let Ok(Outcome::Delivered(receipt)) = &mut outcome
-                            {
-                                receipt.detail = Some(format!(
-                                    "{count} notifications delivered{}",
-                                    receipt
-                                        .detail
-                                        .as_deref()
-                                        .map(|d| format!("; the last: {d}"))
-                                        .unwrap_or_default()
-                                ));
-                            }
-                        }
+                        let outcome = deliver_all(&plugin, &grants, parts, attempt, &channel).await;
                         metrics::histogram!("switchyard_plugin_call_seconds", "plugin" => spec.plugin.clone())
                             .record(clock.elapsed().as_secs_f64());
                         outcome
@@ -135,6 +105,46 @@ pub(super) async fn run(
         });
     }
     shared.recorder.record(&channel, record, job.held).await;
+}
+
+/// Delivers what the transforms made, in order: the first part that is not delivered
+/// decides the attempt, and a retry repeats them all (receivers dedupe on each part's id).
+async fn deliver_all(
+    plugin: &runtime::Plugin,
+    grants: &Arc<runtime::Grants>,
+    parts: Vec<runtime::Notification>,
+    attempt: u32,
+    channel: &str,
+) -> Result<Outcome, Failure> {
+    let count = parts.len();
+    let mut last = None;
+    for notification in parts {
+        let delivery = runtime::Delivery {
+            notification,
+            attempt,
+            channel: channel.to_owned(),
+        };
+        let outcome = plugin
+            .deliver(grants, delivery)
+            .await
+            .map_err(Failure::Call)?;
+        if !matches!(outcome, Outcome::Delivered(_)) {
+            return Ok(outcome);
+        }
+        last = Some(outcome);
+    }
+    match last {
+        Some(Outcome::Delivered(mut receipt)) if count > 1 => {
+            let last = receipt.detail.take();
+            receipt.detail = Some(format!(
+                "{count} notifications delivered{}",
+                last.map(|d| format!("; the last: {d}")).unwrap_or_default()
+            ));
+            Ok(Outcome::Delivered(receipt))
+        }
+        Some(outcome) => Ok(outcome),
+        None => Err(Failure::Dropped(String::new())),
+    }
 }
 
 /// What an attempt's transforms left for its record.

@@ -186,6 +186,28 @@ fn the_commented_webhook_in_the_sample_is_valid_when_uncommented() {
 }
 
 #[test]
+fn the_commented_transform_in_the_sample_is_valid_when_uncommented() {
+    let mut in_example = false;
+    let uncommented: String = SAMPLE
+        .lines()
+        .map(|line| {
+            in_example = line == "# transforms:" || (in_example && line.starts_with("#   "));
+            match line.strip_prefix("# ").filter(|_| in_example) {
+                Some(rest) => format!("{rest}\n"),
+                None => format!("{line}\n"),
+            }
+        })
+        .collect();
+    assert!(uncommented.contains("\ntransforms:\n  redact-pii:\n"));
+    let uncommented = uncommented.replace("to: [log]", "to: [log]\n    transform: [redact-pii]");
+    let table = RouteTable::parse(&uncommented, "sample.yaml", &test_env, &BuiltinCatalog)
+        .unwrap_or_else(|e| panic!("{e}\n{uncommented}"));
+    let (_, chain) = table.transforms_for("any.kind", &[] as &[(&str, &str)], "log");
+    assert_eq!(chain.len(), 1);
+    assert_eq!(chain[0].1.plugin, "pick");
+}
+
+#[test]
 fn empty_files_are_empty_tables() {
     for text in [
         "",
