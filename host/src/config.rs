@@ -109,6 +109,9 @@ const ENV_NOT_SETTINGS: &[&str] = &[
     "SWITCHYARD_TEST_POSTGRES",
     // The test command's Kafka-compatible broker, for the Kafka stream's tests.
     "SWITCHYARD_TEST_KAFKA",
+    // The Python and JavaScript plugin tools and test plugins (`tests/polyglot`).
+    "SWITCHYARD_POLYGLOT_PLUGINS",
+    "SWITCHYARD_JS_TOOLCHAIN",
     // The vault's master key itself, which the vault reads so that it never sits in a
     // `Config`.
     crate::vault::MASTER_KEY_ENV,

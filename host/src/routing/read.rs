@@ -517,20 +517,8 @@ impl Reader<'_> {
 
     /// A `transform:` list: names under `transforms:`, or transform plugins by name.
     fn transform_list(&mut self, node: &Node, what: &str) -> Vec<Arc<str>> {
-        // `transform: redact` reads as `transform: [redact]`, as `to` does.
-        let items: Vec<&Node> = match (node.as_sequence(), node.scalar_text()) {
-            (Some(items), _) => items.iter().collect(),
-            (None, Some(_)) if !node.is_null() => vec![node],
-            _ => {
-                self.problem(
-                    node,
-                    format!(
-                        "`transform` must be a list of transform names, found {}",
-                        node.describe()
-                    ),
-                );
-                return Vec::new();
-            }
+        let Some(items) = self.names_list(node, "transform", "transform") else {
+            return Vec::new();
         };
         if items.len() > MAX_TRANSFORMS {
             self.problem(
@@ -991,21 +979,28 @@ impl Reader<'_> {
         attributes
     }
 
-    fn route_to(&mut self, node: &Node, what: &str, channels: &[&str]) -> Vec<Arc<str>> {
-        // `to: ops` reads as `to: [ops]`: the one-channel route is common enough.
-        let items: Vec<&Node> = match (node.as_sequence(), node.scalar_text()) {
-            (Some(items), _) => items.iter().collect(),
-            (None, Some(_)) if !node.is_null() => vec![node],
+    /// The items of a list of names (`to`, `transform`). One name alone reads as a list of
+    /// one (`to: ops` is `to: [ops]`): the one-channel route is common enough.
+    fn names_list<'n>(&mut self, node: &'n Node, field: &str, of: &str) -> Option<Vec<&'n Node>> {
+        match (node.as_sequence(), node.scalar_text()) {
+            (Some(items), _) => Some(items.iter().collect()),
+            (None, Some(_)) if !node.is_null() => Some(vec![node]),
             _ => {
                 self.problem(
                     node,
                     format!(
-                        "`to` must be a list of channel names, found {}",
+                        "`{field}` must be a list of {of} names, found {}",
                         node.describe()
                     ),
                 );
-                return Vec::new();
+                None
             }
+        }
+    }
+
+    fn route_to(&mut self, node: &Node, what: &str, channels: &[&str]) -> Vec<Arc<str>> {
+        let Some(items) = self.names_list(node, "to", "channel") else {
+            return Vec::new();
         };
         if items.is_empty() {
             self.problem(node, format!("{what} sends nowhere: `to` lists no channel"));

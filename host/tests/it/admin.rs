@@ -418,7 +418,7 @@ async fn uploads_are_checked_versioned_and_rolled_back() {
             b"\0asm\x01\0\0\0".to_vec(),
             "a core WebAssembly module, not a component",
         ),
-        (test_plugin("not-a-plugin"), "exports neither"),
+        (test_plugin("not-a-plugin"), "exports none of"),
     ];
     for (bytes, message) in refusals {
         upload(&admin, &token, "mine", bytes)
