@@ -30,9 +30,6 @@ pub enum World {
 }
 
 impl World {
-    /// Every world, in the contract's order.
-    pub const ALL: [World; 3] = [World::Adapter, World::Channel, World::Transform];
-
     /// "an adapter", "a channel", "a transform".
     pub fn with_article(self) -> &'static str {
         match self {
