@@ -85,7 +85,7 @@ pub(super) async fn run(
     // Every text in the record that a plugin wrote loses the secrets this attempt granted.
     record.detail = record.detail.map(|detail| {
         let secrets = trail.granted.iter().flat_map(|g| g.secrets.values());
-        runtime::scrub(&detail, secrets.map(String::as_str))
+        runtime::scrub(detail, secrets.map(String::as_str))
     });
     if shared.events.has_subscribers() {
         shared.events.publish(Event::DeliveryAttempted {

@@ -9,7 +9,7 @@ impl types::Host for State {}
 impl host::Host for State {
     fn log(&mut self, level: Level, message: String) {
         let plugin = self.plugin.as_str();
-        let message = super::scrub(&message, self.grants.secrets.values().map(String::as_str));
+        let message = super::scrub(message, self.grants.secrets.values().map(String::as_str));
         match level {
             Level::Trace => tracing::trace!(target: "plugin", plugin, "{message}"),
             Level::Debug => tracing::debug!(target: "plugin", plugin, "{message}"),

@@ -153,8 +153,8 @@ pub const MAX_PLUGIN_TEXT: usize = 4096;
 /// secret value the call was granted replaced by `***`, so a plugin that echoes one shows
 /// it to no reader of the records or the log, and the whole cut to [`MAX_PLUGIN_TEXT`]
 /// bytes, so a plugin cannot fill the store with one attempt.
-pub fn scrub<'a>(text: &str, secrets: impl IntoIterator<Item = &'a str>) -> String {
-    let mut text = text.to_owned();
+/// Takes the text by value, so the common case (no secret in it, short) copies nothing.
+pub fn scrub<'a>(mut text: String, secrets: impl IntoIterator<Item = &'a str>) -> String {
     for secret in secrets {
         if !secret.is_empty() && text.contains(secret) {
             text = text.replace(secret, "***");
