@@ -382,6 +382,7 @@ mod tests {
             payload: payload.into(),
             idempotency_key: Some("invoice-42".into()),
             created_at: 0,
+            tenant: None,
         }
     }
 

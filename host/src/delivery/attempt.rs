@@ -1,12 +1,14 @@
 //! One attempt: run the transforms the routes name, call the channel's plugin with what
 //! they made, then decide what becomes of the delivery.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::{Job, Shared, Slot};
 use crate::events::Event;
-use crate::routing::RouteTable;
+use crate::routing::endpoints::Endpoint;
+use crate::routing::{Route, RouteTable, TransformSpec};
 use crate::runtime::{self, CallError, Outcome, TransformContext, TransformError, Transformed};
 use crate::store::{self, AttemptOutcome, AttemptRecord, NextStep};
 
@@ -29,12 +31,15 @@ pub(super) async fn run(
     job: Job,
     _slot: Slot,
 ) {
-    let Some(spec) = table.channel(&channel) else {
-        // Kept, not dead-lettered: the channel may come back with the next routes file.
-        tracing::warn!(%channel, delivery = %job.delivery_id, "channel is no longer in the routes file; the delivery waits for it");
+    let Some(destination) = shared.destination(&table, &channel) else {
+        // Kept, not dead-lettered: the channel may come back with the next routes file (an
+        // endpoint's deliveries are dead-lettered when it is deleted, so this one is new
+        // and this process's directory has yet to see it).
+        tracing::warn!(%channel, delivery = %job.delivery_id, "the channel is not in the routes file nor an endpoint; the delivery waits for it");
         job.put_back(&shared.store, CHANNEL_GONE_BACKOFF).await;
         return;
     };
+    let spec = &*destination;
     let attempt = job.attempts + 1;
     let started_at = store::now_ms();
     let clock = Instant::now();
@@ -44,7 +49,12 @@ pub(super) async fn run(
         Ok(plugin) => match shared.grants(&table, &channel, spec).await {
             Ok(grants) => {
                 trail.granted.push(grants.clone());
-                match transform(&shared, &table, &channel, &job, attempt, &mut trail).await {
+                let endpoint = destination.endpoint().map(|e| &**e);
+                match transform(
+                    &shared, &table, endpoint, &channel, &job, attempt, &mut trail,
+                )
+                .await
+                {
                     Ok(parts) if parts.is_empty() => {
                         Err(Failure::Dropped(std::mem::take(&mut trail.dropped_because)))
                     }
@@ -104,7 +114,14 @@ pub(super) async fn run(
             .to_owned(),
         });
     }
+    let delivered = matches!(
+        record.outcome,
+        AttemptOutcome::Delivered | AttemptOutcome::Dropped
+    );
     shared.recorder.record(&channel, record, job.held).await;
+    if let Some(endpoint) = destination.endpoint() {
+        shared.controls.settle(endpoint, delivered).await;
+    }
 }
 
 /// Delivers what the transforms made, in order: the first part that is not delivered
@@ -164,6 +181,7 @@ struct Trail {
 async fn transform(
     shared: &Shared,
     table: &RouteTable,
+    endpoint: Option<&Endpoint>,
     channel: &str,
     job: &Job,
     attempt: u32,
@@ -171,11 +189,31 @@ async fn transform(
 ) -> Result<Vec<runtime::Notification>, Failure> {
     let original = &job.notification;
     let mut parts = vec![wit_notification(original)];
-    // Most tables have no transforms: then there is nothing to look up per attempt.
-    if !table.has_transforms() {
-        return Ok(parts);
-    }
-    let (route, chain) = table.transforms_for(&original.kind, &original.attributes, channel);
+    let (route, chain): (Option<&Route>, Vec<(&str, Cow<'_, TransformSpec>)>) = match endpoint {
+        // An endpoint's own list: transforms of the routes file, or transform plugins
+        // named directly (which run with no config).
+        Some(endpoint) if !endpoint.spec.transform.is_empty() => {
+            let chain = endpoint.spec.transform.iter().map(|name| {
+                let spec = match table.transform(name) {
+                    Some(spec) => Cow::Borrowed(spec),
+                    None => Cow::Owned(TransformSpec::bare(name)),
+                };
+                (&**name, spec)
+            });
+            (None, chain.collect())
+        }
+        Some(_) => return Ok(parts),
+        // Most tables have no transforms: then there is nothing to look up per attempt.
+        None if !table.has_transforms() => return Ok(parts),
+        None => {
+            let (route, chain) =
+                table.transforms_for(&original.kind, &original.attributes, channel);
+            let chain = chain
+                .into_iter()
+                .map(|(name, spec)| (name, Cow::Borrowed(spec)));
+            (route, chain.collect())
+        }
+    };
     for (name, spec) in chain {
         let plugin = shared
             .plugins
@@ -446,6 +484,7 @@ mod tests {
                 payload: "{}".into(),
                 idempotency_key: None,
                 created_at: 0,
+                tenant: None,
             }),
             held: super::super::Held::Store,
         }

@@ -12,6 +12,7 @@
 //!   process that died.
 
 mod attempt;
+pub mod controls;
 mod poller;
 mod queue_feed;
 mod recorder;
@@ -30,14 +31,17 @@ use tokio_util::task::TaskTracker;
 use crate::bus::rabbit;
 use crate::events::Events;
 use crate::plugins::Plugins;
+use crate::routing::endpoints::{self, Endpoint, LiveDirectory};
 use crate::routing::{ChannelSpec, LiveRoutes, RateLimit, RouteTable, SecretSource};
 use crate::runtime::Grants;
 use crate::store::{self, Store};
 use crate::vault::Vault;
 
+use controls::Admission;
+pub use controls::{Announce, ControlSettings, Controls};
 pub use poller::run_poller;
 pub use queue_feed::run_queue_feed;
-pub use recorder::Recorder;
+pub use recorder::{Recorder, metric_label};
 
 /// How many deliveries a lane holds in memory. Beyond that they wait in the store.
 pub const LANE_CAPACITY: usize = 4096;
@@ -127,6 +131,9 @@ impl Job {
 struct Shared {
     store: Store,
     routes: Arc<LiveRoutes>,
+    directory: Arc<LiveDirectory>,
+    /// The circuit breakers and failure streaks of endpoints.
+    controls: Controls,
     plugins: Plugins,
     vault: Arc<Vault>,
     recorder: Recorder,
@@ -141,6 +148,7 @@ struct Shared {
 struct GrantsCache {
     table: Option<Arc<RouteTable>>,
     vault_generation: u64,
+    directory_generation: u64,
     by_channel: HashMap<String, CachedGrants>,
 }
 
@@ -155,16 +163,19 @@ struct CachedGrants {
 pub struct Lanes {
     shared: Arc<Shared>,
     settings: DeliverySettings,
-    lanes: Arc<Mutex<HashMap<String, mpsc::Sender<Job>>>>,
+    lanes: LaneMap,
     stop: CancellationToken,
     /// Every lane's task, so shutdown can wait for them to let go of their jobs.
     lane_tasks: TaskTracker,
 }
 
 impl Lanes {
+    #[allow(clippy::too_many_arguments)]
     pub fn new(
         store: Store,
         routes: Arc<LiveRoutes>,
+        directory: Arc<LiveDirectory>,
+        controls: Controls,
         plugins: Plugins,
         vault: Arc<Vault>,
         recorder: Recorder,
@@ -175,6 +186,8 @@ impl Lanes {
             shared: Arc::new(Shared {
                 store,
                 routes,
+                directory,
+                controls,
                 plugins,
                 vault,
                 recorder,
@@ -203,6 +216,9 @@ impl Lanes {
             default_concurrency: self.settings.concurrency,
             shared_limits: self.settings.shared_limits.clone(),
             stop: self.stop.clone(),
+            lanes: endpoints::endpoint_id(channel)
+                .is_some()
+                .then(|| self.lanes.clone()),
         };
         self.lane_tasks.spawn(lane.run(receiver));
         sender
@@ -252,7 +268,18 @@ struct Lane {
     default_concurrency: u32,
     shared_limits: Option<crate::bus::shared::Shared>,
     stop: CancellationToken,
+    /// For an endpoint's lane, the map it is listed in: it leaves it after
+    /// [`IDLE_LANE`] without work, as there may be thousands of endpoints.
+    lanes: Option<LaneMap>,
 }
+
+/// Every lane's sender, by channel.
+type LaneMap = Arc<Mutex<HashMap<String, mpsc::Sender<Job>>>>;
+
+/// How long an endpoint's lane waits for work before it stops.
+const IDLE_LANE: Duration = Duration::from_secs(60);
+/// How long a disabled endpoint's deliveries wait before they are looked at again.
+const DISABLED_BACKOFF: Duration = Duration::from_secs(60);
 
 /// A channel's rate limit, counted in this process or across all of them.
 enum Pace {
@@ -289,11 +316,34 @@ impl Lane {
                     Some(job) => job,
                     None => break,
                 },
+                _ = tokio::time::sleep(IDLE_LANE), if self.lanes.is_some() => {
+                    // Unlisted under the lock, so nothing new is sent here; whatever a
+                    // sender had already reserved goes back to the store below.
+                    if let Some(lanes) = &self.lanes {
+                        lanes.lock().expect("lanes lock").remove(&self.channel);
+                    }
+                    break;
+                }
             };
             // The table, not a copy of the channel's spec: the attempt borrows the spec from
             // it, so nothing is cloned per delivery.
             let table = self.shared.routes.current();
-            let spec = table.channel(&self.channel);
+            let destination = self.shared.destination(&table, &self.channel);
+            if let Some(endpoint) = destination.as_ref().and_then(Destination::endpoint) {
+                let wait = if !endpoint.row.enabled {
+                    Some(DISABLED_BACKOFF)
+                } else {
+                    match self.shared.controls.admit(&self.channel) {
+                        Admission::Wait(wait) => Some(wait),
+                        Admission::Go => None,
+                    }
+                };
+                if let Some(wait) = wait {
+                    self.hand_back_after(job, wait);
+                    continue;
+                }
+            }
+            let spec = destination.as_deref();
 
             // Follow the channel's limits as the routes file changes them.
             let wanted = spec
@@ -350,10 +400,15 @@ impl Lane {
     }
 
     fn hand_back(&self, job: Job) {
+        self.hand_back_after(job, Duration::ZERO);
+    }
+
+    /// Hands `job` back unattempted, due again after `after`.
+    fn hand_back_after(&self, job: Job, after: Duration) {
         let store = self.shared.store.clone();
         self.shared
             .in_flight
-            .spawn(async move { job.put_back(&store, Duration::ZERO).await });
+            .spawn(async move { job.put_back(&store, after).await });
     }
 }
 
@@ -366,7 +421,42 @@ pub(crate) fn quota(limit: &RateLimit) -> Quota {
         .allow_burst(count)
 }
 
+/// Where a lane delivers: a YAML channel of the table in force, or a tenant's endpoint.
+enum Destination<'t> {
+    Channel(&'t ChannelSpec),
+    Endpoint(Arc<Endpoint>),
+}
+
+impl std::ops::Deref for Destination<'_> {
+    type Target = ChannelSpec;
+
+    fn deref(&self) -> &ChannelSpec {
+        match self {
+            Destination::Channel(spec) => spec,
+            Destination::Endpoint(endpoint) => &endpoint.spec,
+        }
+    }
+}
+
+impl Destination<'_> {
+    fn endpoint(&self) -> Option<&Arc<Endpoint>> {
+        match self {
+            Destination::Endpoint(endpoint) => Some(endpoint),
+            Destination::Channel(_) => None,
+        }
+    }
+}
+
 impl Shared {
+    /// What `channel` delivers to now.
+    fn destination<'t>(&self, table: &'t RouteTable, channel: &str) -> Option<Destination<'t>> {
+        if endpoints::endpoint_id(channel).is_some() {
+            self.directory.endpoint(channel).map(Destination::Endpoint)
+        } else {
+            table.channel(channel).map(Destination::Channel)
+        }
+    }
+
     /// The grants for `channel` under the current table, built once per table and kept
     /// until the vault changes or, when they hold vault secrets, for a short while. The
     /// error says why the channel's secrets could not be had; the attempt is retried.
@@ -377,15 +467,20 @@ impl Shared {
         spec: &ChannelSpec,
     ) -> Result<Arc<Grants>, String> {
         let vault_generation = self.vault.generation();
+        let directory_generation = self.directory.generation();
         {
             let mut cache = self.grants.lock().expect("grants lock");
             let same_table = cache
                 .table
                 .as_ref()
                 .is_some_and(|cached| Arc::ptr_eq(cached, table));
-            if !same_table || cache.vault_generation != vault_generation {
+            if !same_table
+                || cache.vault_generation != vault_generation
+                || cache.directory_generation != directory_generation
+            {
                 cache.table = Some(table.clone());
                 cache.vault_generation = vault_generation;
+                cache.directory_generation = directory_generation;
                 cache.by_channel.clear();
             }
             if let Some(cached) = cache.by_channel.get(channel)
@@ -404,6 +499,14 @@ impl Shared {
                     from_vault = true;
                     self.vault_secret(channel, name).await?
                 }
+                SecretSource::VaultIfSet => {
+                    from_vault = true;
+                    match self.vault.get(channel, name).await {
+                        Ok(Some(value)) => value,
+                        Ok(None) => continue,
+                        Err(_) => self.vault_secret(channel, name).await?,
+                    }
+                }
             };
             secrets.insert(name.clone(), value);
         }
@@ -417,7 +520,8 @@ impl Shared {
             .table
             .as_ref()
             .is_some_and(|cached| Arc::ptr_eq(cached, table))
-            && cache.vault_generation == vault_generation;
+            && cache.vault_generation == vault_generation
+            && cache.directory_generation == directory_generation;
         if still_current {
             cache.by_channel.insert(
                 channel.to_string(),

@@ -90,12 +90,13 @@ impl Acceptor {
     }
 
     /// Accepts `drafts` from `source`, sent with API token `token_id` (none for a signed
-    /// webhook). Returns once they are durable (or known duplicates). The notifications' own
+    /// webhook), for `tenant` when given. Returns once they are durable (or known duplicates). The notifications' own
     /// idempotency keys are the token's and the source's: another sender's never match.
     pub async fn accept(
         &self,
         source: &str,
         token_id: Option<&str>,
+        tenant: Option<&str>,
         drafts: Vec<Draft>,
         request_key: Option<RequestKey>,
     ) -> Result<Accepted, AcceptError> {
@@ -110,6 +111,7 @@ impl Acceptor {
                 payload: draft.payload,
                 idempotency_key: draft.idempotency_key,
                 created_at: now,
+                tenant: tenant.map(str::to_owned),
             })
             .collect();
         let (reply, answer) = oneshot::channel();

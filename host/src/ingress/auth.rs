@@ -84,8 +84,14 @@ impl Tokens {
         self.snapshot().is_empty()
     }
 
-    pub async fn create(&self, name: &str, scopes: Scopes) -> store::Result<NewToken> {
-        let token = self.store.create_token(name, scopes).await?;
+    /// Creates a token; with `tenant`, one confined to that tenant.
+    pub async fn create(
+        &self,
+        name: &str,
+        scopes: Scopes,
+        tenant: Option<&str>,
+    ) -> store::Result<NewToken> {
+        let token = self.store.create_token(name, scopes, tenant).await?;
         self.refresh().await?;
         Ok(token)
     }
@@ -123,6 +129,39 @@ impl Tokens {
 // The problem is built only on the refusal path, and callers need it by value.
 #[allow(clippy::result_large_err)]
 pub fn require(token: &TokenRecord, scope: Scope) -> Result<(), Problem> {
+    // Everything that is not a tenant's own (every caller of this) is closed to a
+    // tenant-scoped token: a new endpoint fails closed for tenants.
+    if token.tenant.is_some() {
+        return Err(wrong_tenant(token));
+    }
+    require_scope(token, scope)
+}
+
+/// Refuses `token` unless it may do what needs `scope` to tenant `tenant`'s own things:
+/// an operator's token with the scope, or a token of that tenant with it. Another
+/// tenant's token is refused the same way whether or not `tenant` exists.
+#[allow(clippy::result_large_err)]
+pub fn require_for_tenant(token: &TokenRecord, scope: Scope, tenant: &str) -> Result<(), Problem> {
+    if token.tenant.as_deref().is_some_and(|own| own != tenant) {
+        return Err(wrong_tenant(token));
+    }
+    require_scope(token, scope)
+}
+
+fn wrong_tenant(token: &TokenRecord) -> Problem {
+    Problem::new(
+        StatusCode::FORBIDDEN,
+        format!(
+            "the API token `{}` is confined to one tenant and reaches only that tenant's \
+             endpoints, deliveries and sends",
+            token.name
+        ),
+    )
+    .code("wrong-tenant")
+}
+
+#[allow(clippy::result_large_err)]
+fn require_scope(token: &TokenRecord, scope: Scope) -> Result<(), Problem> {
     if token.scopes.allow(scope) {
         return Ok(());
     }

@@ -110,7 +110,7 @@ impl HooksApi {
         let items = match self
             .hub
             .acceptor
-            .accept(&source.0, None, drafts, None)
+            .accept(&source.0, None, None, drafts, None)
             .await
         {
             Ok(Accepted::Stored(items)) => items,

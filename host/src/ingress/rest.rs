@@ -31,8 +31,8 @@ use crate::store::{
 type ApiResult<T> = Result<T, ProblemResponse>;
 
 /// The send endpoints' paths, as the `rest-json` adapter tells them apart.
-const SEND_PATH: &str = "/api/v1/notifications";
-const BATCH_PATH: &str = "/api/v1/notifications/batch";
+pub(super) const SEND_PATH: &str = "/api/v1/notifications";
+pub(super) const BATCH_PATH: &str = "/api/v1/notifications/batch";
 
 #[derive(Tags)]
 enum Tag {
@@ -85,7 +85,11 @@ async fn check_admin(request: &Request, bearer: Bearer) -> poem::Result<TokenRec
 
 /// The REST API's one token check: 401 for a token that is not active, 403 naming the
 /// scope for one that may not do this.
-fn check_token(request: &Request, bearer: Bearer, scope: Scope) -> poem::Result<TokenRecord> {
+pub(super) fn check_token(
+    request: &Request,
+    bearer: Bearer,
+    scope: Scope,
+) -> poem::Result<TokenRecord> {
     let hub = request
         .data::<Arc<Hub>>()
         .expect("the hub is attached to every request");
@@ -118,7 +122,7 @@ impl Api {
 /// A notification to send.
 #[derive(Object)]
 #[oai(deny_unknown_fields, example)]
-struct NotificationIn {
+pub(super) struct NotificationIn {
     /// What happened, as dotted words: `invoice.paid`, `incident.opened`. Routes match on it.
     #[oai(validator(min_length = 1, max_length = 256, pattern = r"^[A-Za-z0-9._:-]+$"))]
     kind: String,
@@ -152,7 +156,7 @@ impl Example for NotificationIn {
 /// Several notifications to send at once: all are accepted, or none.
 #[derive(Object)]
 #[oai(deny_unknown_fields, example)]
-struct BatchIn {
+pub(super) struct BatchIn {
     #[oai(validator(min_items = 1, max_items = 1000))]
     notifications: Vec<NotificationIn>,
 }
@@ -196,7 +200,7 @@ impl Example for AcceptedOut {
 /// The id of a notification in the examples.
 const EXAMPLE_ID: &str = "019ae0d2-5c1e-7a3b-9f10-2b4c6d8e0a12";
 /// A time in the examples.
-const EXAMPLE_TIME: &str = "2026-11-24T09:30:00.125Z";
+pub(super) const EXAMPLE_TIME: &str = "2026-11-24T09:30:00.125Z";
 
 impl From<AcceptedItem> for AcceptedOut {
     fn from(item: AcceptedItem) -> Self {
@@ -209,10 +213,10 @@ impl From<AcceptedItem> for AcceptedOut {
 
 #[derive(Object)]
 #[oai(example)]
-struct BatchAcceptedOut {
+pub(super) struct BatchAcceptedOut {
     /// One entry per notification sent, in order.
     #[oai(validator(min_items = 1, max_items = 1000))]
-    notifications: Vec<AcceptedOut>,
+    pub(super) notifications: Vec<AcceptedOut>,
 }
 
 impl Example for BatchAcceptedOut {
@@ -230,7 +234,7 @@ impl Example for BatchAcceptedOut {
 }
 
 #[derive(ApiResponse)]
-enum SendResponse {
+pub(super) enum SendResponse {
     /// Accepted: the notification is durable and will be delivered.
     #[oai(status = 202)]
     Accepted(
@@ -243,7 +247,7 @@ enum SendResponse {
 }
 
 #[derive(ApiResponse)]
-enum BatchResponse {
+pub(super) enum BatchResponse {
     /// Accepted: every notification is durable and will be delivered.
     #[oai(status = 202)]
     Accepted(
@@ -323,7 +327,7 @@ impl Example for AttemptOut {
 /// A notification's delivery to one channel.
 #[derive(Object)]
 #[oai(example)]
-struct DeliveryOut {
+pub(super) struct DeliveryOut {
     id: String,
     channel: String,
     /// The route that sent it there.
@@ -461,7 +465,7 @@ impl Example for DeadLetterPage {
 
 #[derive(Object)]
 #[oai(example)]
-struct ReplayOut {
+pub(super) struct ReplayOut {
     delivery_id: String,
     channel: String,
     /// Always `pending`: the delivery is back in its channel's queue.
@@ -597,6 +601,11 @@ struct TokenIn {
     /// What it may do. Default: `send` and `read`. `admin` is given only when asked for.
     #[oai(nullable, validator(max_items = 3))]
     scopes: Option<Vec<ScopeName>>,
+    /// Confine the token to this tenant: it then reaches only that tenant's endpoints,
+    /// deliveries and sends (`/api/v1/tenants/{tenant}/...`), and nothing else.
+    #[oai(nullable, validator(min_length = 1, max_length = 64))]
+    #[serde(default)]
+    tenant: Option<String>,
 }
 
 impl Example for TokenIn {
@@ -604,6 +613,7 @@ impl Example for TokenIn {
         TokenIn {
             name: "billing-service".into(),
             scopes: Some(vec![ScopeName::Send]),
+            tenant: None,
         }
     }
 }
@@ -614,6 +624,9 @@ struct TokenOut {
     id: String,
     name: String,
     scopes: Vec<ScopeName>,
+    /// The tenant it is confined to, if any.
+    #[oai(skip_serializing_if_is_none)]
+    tenant: Option<String>,
     /// When it was created (RFC 3339).
     created_at: String,
 }
@@ -624,6 +637,7 @@ impl Example for TokenOut {
             id: "019ae0c1-0f2e-7d4a-b6c8-9e0f1a2b3c4d".into(),
             name: "billing-service".into(),
             scopes: vec![ScopeName::Send],
+            tenant: None,
             created_at: EXAMPLE_TIME.into(),
         }
     }
@@ -635,6 +649,9 @@ struct NewTokenOut {
     id: String,
     name: String,
     scopes: Vec<ScopeName>,
+    /// The tenant it is confined to, if any.
+    #[oai(skip_serializing_if_is_none)]
+    tenant: Option<String>,
     /// The token. It is shown only now: the hub keeps only its SHA-256 digest.
     token: String,
 }
@@ -646,6 +663,7 @@ impl Example for NewTokenOut {
             id: token.id,
             name: token.name,
             scopes: token.scopes,
+            tenant: None,
             token: "sy_3q8Jm2vXkR5tW9yB1nC4dF6gH0jL7pQs".into(),
         }
     }
@@ -676,7 +694,7 @@ impl Api {
         idempotency_key: Header<Option<String>>,
     ) -> ApiResult<SendResponse> {
         let (mut items, replayed) = self
-            .accept(&token.0, SEND_PATH, body, idempotency_key.0)
+            .accept(&token.0, SEND_PATH, None, body, idempotency_key.0)
             .await?;
         let item = items.pop().expect("exactly one");
         Ok(SendResponse::Accepted(
@@ -704,7 +722,7 @@ impl Api {
         idempotency_key: Header<Option<String>>,
     ) -> ApiResult<BatchResponse> {
         let (items, replayed) = self
-            .accept(&token.0, BATCH_PATH, body, idempotency_key.0)
+            .accept(&token.0, BATCH_PATH, None, body, idempotency_key.0)
             .await?;
         Ok(BatchResponse::Accepted(
             Json(BatchAcceptedOut {
@@ -1004,16 +1022,27 @@ impl Api {
         }
         let asked = body.0.scopes.unwrap_or_default();
         let scopes = Scopes::or_default(asked.into_iter().map(Scope::from));
+        if let Some(tenant) = &body.0.tenant
+            && !self
+                .hub
+                .tenancy
+                .tenant_exists(tenant)
+                .await
+                .map_err(super::tenants::tenancy_problem)?
+        {
+            return Err(not_found("no tenant has the id given as `tenant`"));
+        }
         let created = self
             .hub
             .tokens
-            .create(name, scopes)
+            .create(name, scopes, body.0.tenant.as_deref())
             .await
             .map_err(store_problem)?;
         Ok(Json(NewTokenOut {
             id: created.id,
             name: created.name,
             scopes: scope_names(created.scopes),
+            tenant: created.tenant,
             token: created.token,
         }))
     }
@@ -1037,6 +1066,7 @@ impl Api {
                     id: t.id,
                     name: t.name,
                     scopes: scope_names(t.scopes),
+                    tenant: t.tenant,
                     created_at: rfc3339(t.created_at),
                 })
                 .collect(),
@@ -1060,21 +1090,24 @@ impl Api {
 }
 
 impl Api {
-    /// The shared path of both send endpoints: adapter, then accept. `endpoint` is the
-    /// endpoint's path, which tells the adapter which shape of body it takes.
-    async fn accept<T>(
+    /// The shared path of every send endpoint: adapter, then accept. `endpoint` is the
+    /// endpoint's path, which tells the adapter which shape of body it takes; `tenant` is
+    /// whom the notifications are for, if anyone.
+    pub(super) async fn accept<T>(
         &self,
         token: &TokenRecord,
         endpoint: &'static str,
+        tenant: Option<&str>,
         body: RawJson<T>,
         idempotency_key: Option<String>,
     ) -> ApiResult<(Vec<AcceptedItem>, bool)> {
         let single = endpoint == SEND_PATH;
         let request_key = idempotency_key.map(|key| RequestKey {
             scope: format!(
-                "request:{}:{}",
+                "request:{}:{}{}",
                 token.id,
-                if single { "send" } else { "batch" }
+                if single { "send" } else { "batch" },
+                tenant.map(|t| format!(":{t}")).unwrap_or_default()
             ),
             key,
             fingerprint: crypto::sha256_hex(&body.bytes),
@@ -1083,7 +1116,7 @@ impl Api {
         match self
             .hub
             .acceptor
-            .accept(REST_SOURCE, Some(&token.id), drafts, request_key)
+            .accept(REST_SOURCE, Some(&token.id), tenant, drafts, request_key)
             .await
         {
             Ok(Accepted::Stored(items)) => Ok((items, false)),
@@ -1146,7 +1179,7 @@ fn notification_out(n: store::Notification) -> NotificationOut {
     }
 }
 
-fn delivery_out(d: store::DeliveryDetail) -> DeliveryOut {
+pub(super) fn delivery_out(d: store::DeliveryDetail) -> DeliveryOut {
     DeliveryOut {
         id: d.id,
         channel: d.channel,
@@ -1191,11 +1224,11 @@ fn bad_request(detail: impl Into<String>) -> ProblemResponse {
     Problem::new(StatusCode::BAD_REQUEST, detail).into()
 }
 
-fn not_found(detail: impl Into<String>) -> ProblemResponse {
+pub(super) fn not_found(detail: impl Into<String>) -> ProblemResponse {
     Problem::new(StatusCode::NOT_FOUND, detail).into()
 }
 
-fn store_problem(error: store::Error) -> ProblemResponse {
+pub(super) fn store_problem(error: store::Error) -> ProblemResponse {
     tracing::error!(%error, "store error");
     Problem::new(
         StatusCode::SERVICE_UNAVAILABLE,

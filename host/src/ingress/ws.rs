@@ -616,7 +616,11 @@ async fn ingest(hub: &Hub, token_id: Option<&str>, body: Vec<u8>) -> Result<Vec<
     };
     let drafts = super::adapt(hub, WS_ADAPTER, &Arc::default(), request).await?;
     let several = drafts.len() > 1;
-    match hub.acceptor.accept(WS_SOURCE, token_id, drafts, None).await {
+    match hub
+        .acceptor
+        .accept(WS_SOURCE, token_id, None, drafts, None)
+        .await
+    {
         Ok(Accepted::Stored(items) | Accepted::Replayed(items)) => {
             Ok(items.into_iter().map(|item| item.id).collect())
         }

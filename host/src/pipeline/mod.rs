@@ -24,9 +24,11 @@ use crate::delivery::{self, DeliverySettings, Lanes, Recorder};
 use crate::events::Events;
 use crate::ingress::{Acceptor, Tokens};
 use crate::plugins::Plugins;
+use crate::routing::endpoints::LiveDirectory;
 use crate::routing::{LiveRoutes, RouteTable};
 use crate::runtime::{Runtime, RuntimeConfig};
 use crate::store::{DeadLetterFilter, Store};
+use crate::tenancy::Tenancy;
 use crate::vault::{self, KeySource, SecretStatus, Vault};
 
 /// A running hub. Front doors hold an `Arc<Hub>`.
@@ -45,6 +47,8 @@ pub struct Hub {
     pub inbox: Arc<Inbox>,
     /// The brokers and Redis this process uses, when config names them.
     pub bus: Bus,
+    /// Tenants and their endpoints.
+    pub tenancy: Tenancy,
     /// This process's channel workers, when it runs the worker role.
     lanes: Option<Lanes>,
     /// This process's name on leases.
@@ -205,10 +209,58 @@ impl Hub {
             ),
             _ => Acceptor::start(store.clone(), stream.clone(), window_ms, events.clone()),
         };
+        let directory = LiveDirectory::load(store.clone())
+            .await
+            .context("could not read the tenants and endpoints")?;
+        let tenancy = Tenancy::new(
+            store.clone(),
+            directory.clone(),
+            vault.clone(),
+            routes.clone(),
+            plugins.clone(),
+        );
+        // An endpoint disabled for failing is announced like any other notification.
+        let announce: delivery::Announce = {
+            let acceptor = acceptor.clone();
+            let directory = directory.clone();
+            Arc::new(move |notification| {
+                let acceptor = acceptor.clone();
+                let directory = directory.clone();
+                Box::pin(async move {
+                    // So the disabled endpoint is not among those its own announcement
+                    // is routed to here.
+                    if let Err(error) = directory.refresh().await {
+                        tracing::debug!(%error, "could not read endpoint changes");
+                    }
+                    let tenant = notification.tenant.clone();
+                    let draft = crate::runtime::Draft {
+                        kind: notification.kind,
+                        attributes: notification.attributes,
+                        payload: notification.payload,
+                        idempotency_key: notification.idempotency_key,
+                    };
+                    let accepted = acceptor
+                        .accept(
+                            crate::tenancy::SOURCE,
+                            None,
+                            tenant.as_deref(),
+                            vec![draft],
+                            None,
+                        )
+                        .await;
+                    if let Err(error) = accepted {
+                        tracing::error!(%error, "could not announce a disabled endpoint");
+                    }
+                })
+            })
+        };
+        let controls = delivery::Controls::new(config.endpoints.clone(), store.clone(), announce);
         let lanes = roles.worker.then(|| {
             Lanes::new(
                 store.clone(),
                 routes.clone(),
+                directory.clone(),
+                controls,
                 plugins.clone(),
                 vault.clone(),
                 Recorder::start(store.clone()),
@@ -237,6 +289,7 @@ impl Hub {
                     tasks.spawn(router::run(
                         store.clone(),
                         routes.clone(),
+                        directory.clone(),
                         outlet,
                         stream,
                         stop.clone(),
@@ -250,6 +303,7 @@ impl Hub {
                     tasks.spawn(router::run_kafka(
                         store.clone(),
                         routes.clone(),
+                        directory.clone(),
                         outlet,
                         consumer,
                         settings,
@@ -259,22 +313,30 @@ impl Hub {
             }
         }
         if let Some(lanes) = &lanes {
-            match &bus.queues {
-                Some(queues) => {
-                    tasks.spawn(delivery::run_queue_feed(
-                        lanes.clone(),
-                        queues.clone(),
-                        stop.clone(),
-                    ));
-                }
-                None => {
-                    tasks.spawn(delivery::run_poller(
-                        lanes.clone(),
-                        owner.clone(),
-                        stop.clone(),
-                    ));
-                }
+            if let Some(queues) = &bus.queues {
+                tasks.spawn(delivery::run_queue_feed(
+                    lanes.clone(),
+                    queues.clone(),
+                    stop.clone(),
+                ));
             }
+            // Endpoints' deliveries always wait in the store's queue.
+            tasks.spawn(delivery::run_poller(
+                lanes.clone(),
+                owner.clone(),
+                bus.queues.is_some(),
+                stop.clone(),
+            ));
+        }
+        {
+            let tenancy = tenancy.clone();
+            tasks.spawn(directory.clone().run(
+                move |endpoint| {
+                    let tenancy = tenancy.clone();
+                    async move { tenancy.expire_previous_secret(&endpoint).await }
+                },
+                stop.clone(),
+            ));
         }
         tasks.spawn(watch_routes(routes.clone(), plugins.clone(), stop.clone()));
         if let Some(retention) = config.store.retention {
@@ -302,6 +364,7 @@ impl Hub {
             events,
             inbox,
             bus,
+            tenancy,
             lanes,
             owner,
             stop,
@@ -355,6 +418,10 @@ impl Hub {
         let Some(dead) = self.store.list_dead_letters(&filter).await?.pop() else {
             return Ok(None);
         };
+        if crate::routing::endpoints::endpoint_id(&dead.channel).is_some() {
+            // Endpoints' deliveries wait in the store's queue, broker or not.
+            return Ok(self.store.replay(delivery_id).await?);
+        }
         let Some(notification) = self.store.notification(&dead.notification_id).await? else {
             return Ok(None);
         };
@@ -474,7 +541,14 @@ async fn housekeeping(
         }
         match store.pending_by_channel().await {
             Ok(depths) => {
-                let depths: std::collections::HashMap<String, i64> = depths.into_iter().collect();
+                let mut by_label: std::collections::HashMap<String, i64> =
+                    std::collections::HashMap::new();
+                for (channel, depth) in depths {
+                    *by_label
+                        .entry(delivery::metric_label(&channel))
+                        .or_default() += depth;
+                }
+                let depths = by_label;
                 let table = routes.current();
                 let channels = table
                     .channels()

@@ -29,8 +29,10 @@ use crate::bus::kafka::{self, KafkaConsumer};
 use crate::bus::rabbit::{self, RabbitQueues};
 use crate::bus::{KafkaSettings, QueuedDelivery};
 use crate::delivery::{Held, Job, LANE_CAPACITY, Lanes};
+use crate::routing::endpoints::{self, Directory, LiveDirectory};
 use crate::routing::{LiveRoutes, RouteTable};
 use crate::store::{self, NewDelivery, Notification, RoutingCommit, Store};
+use crate::tenancy;
 
 /// The router's name on the embedded stream.
 pub const CONSUMER: &str = "router";
@@ -74,6 +76,7 @@ pub enum Outlet {
 pub async fn run(
     store: Store,
     routes: Arc<LiveRoutes>,
+    directory: Arc<LiveDirectory>,
     outlet: Outlet,
     stream: Arc<Notify>,
     stop: CancellationToken,
@@ -107,7 +110,7 @@ pub async fn run(
             },
             _ => BATCH,
         };
-        match route_embedded(&store, &routes, &outlet, position, limit).await {
+        match route_embedded(&store, &routes, &directory, &outlet, position, limit).await {
             Ok(Some(next)) => {
                 trouble.recovered();
                 position = next;
@@ -141,6 +144,7 @@ pub async fn run(
 async fn route_embedded(
     store: &Store,
     routes: &LiveRoutes,
+    directory: &LiveDirectory,
     outlet: &Outlet,
     position: i64,
     limit: u32,
@@ -153,8 +157,13 @@ async fn route_embedded(
     match outlet {
         Outlet::Embedded { lanes, owner } => {
             let notifications = entries.into_iter().map(|entry| entry.notification);
-            let (deliveries, handovers) =
-                plan_embedded(&table, notifications, lanes.as_ref(), owner);
+            let (deliveries, handovers) = plan_embedded(
+                &table,
+                &directory.read(),
+                notifications,
+                lanes.as_ref(),
+                owner,
+            );
             let commit = store
                 .commit_routing(CONSUMER, position, last, &deliveries)
                 .await?;
@@ -172,9 +181,10 @@ async fn route_embedded(
                 .into_iter()
                 .map(|entry| entry.notification)
                 .collect();
-            let (deliveries, queued) = plan_queued(&table, &notifications);
-            store.insert_routed(&[], &deliveries, true).await?;
-            queues.enqueue(&queued).await?;
+            let plan = plan_queued(&table, &directory.read(), &notifications);
+            store.insert_routed(&[], &plan.on_broker, true).await?;
+            store.insert_routed(&[], &plan.in_store, false).await?;
+            queues.enqueue(&plan.queued).await?;
             let commit = store.commit_routing(CONSUMER, position, last, &[]).await?;
             if let RoutingCommit::Superseded { position } = commit {
                 return Ok(Some(position));
@@ -190,6 +200,7 @@ async fn route_embedded(
 pub async fn run_kafka(
     store: Store,
     routes: Arc<LiveRoutes>,
+    directory: Arc<LiveDirectory>,
     outlet: Outlet,
     consumer: KafkaConsumer,
     settings: KafkaSettings,
@@ -236,7 +247,9 @@ pub async fn run_kafka(
         // The batch stays in hand until its deliveries are durable: its offsets are
         // committed only then. Stopping meanwhile leaves it to the next router.
         loop {
-            match route_stream_batch(&store, &routes, &outlet, &batch.notifications).await {
+            match route_stream_batch(&store, &routes, &directory, &outlet, &batch.notifications)
+                .await
+            {
                 Ok(()) => break,
                 Err(error) => {
                     let wait = trouble.failed("routing failed; retrying the batch", &error);
@@ -267,35 +280,32 @@ pub async fn run_kafka(
 async fn route_stream_batch(
     store: &Store,
     routes: &LiveRoutes,
+    directory: &LiveDirectory,
     outlet: &Outlet,
     notifications: &[Notification],
 ) -> Result<()> {
     let table = routes.current();
-    let (deliveries, queued) = plan_queued(&table, notifications);
+    let plan = plan_queued(&table, &directory.read(), notifications);
     match outlet {
         Outlet::Embedded { .. } => {
             // The poller hands them to the lanes.
-            let due = store::now_ms();
-            let deliveries: Vec<NewDelivery> = deliveries
-                .into_iter()
-                .map(|d| NewDelivery {
-                    lease_owner: None,
-                    next_at: due,
-                    ..d
-                })
-                .collect();
+            let mut deliveries = plan.on_broker;
+            deliveries.extend(plan.in_store);
             store
                 .insert_routed(notifications, &deliveries, false)
                 .await?;
         }
         Outlet::Queues(queues) => {
             store
-                .insert_routed(notifications, &deliveries, true)
+                .insert_routed(notifications, &plan.on_broker, true)
                 .await?;
-            queues.enqueue(&queued).await?;
+            // Repeated after a crash, this makes the same rows again: their ids follow
+            // from the notification and the endpoint.
+            store.insert_routed(&[], &plan.in_store, false).await?;
+            queues.enqueue(&plan.queued).await?;
         }
     }
-    let unrouted = notifications.len() - count_routed(&table, notifications);
+    let unrouted = plan.unrouted;
     if unrouted > 0 {
         metrics::counter!("switchyard_notifications_unrouted_total").increment(unrouted as u64);
     }
@@ -306,6 +316,7 @@ async fn route_stream_batch(
 /// room (leased by `owner` until the lease runs out).
 fn plan_embedded(
     table: &RouteTable,
+    directory: &Directory,
     notifications: impl Iterator<Item = Notification>,
     lanes: Option<&Lanes>,
     owner: &str,
@@ -320,19 +331,18 @@ fn plan_embedded(
     let mut unrouted = 0u64;
     for notification in notifications {
         let notification = Arc::new(notification);
-        let targets = table.targets(&notification.kind, &notification.attributes);
+        let targets = targets(table, directory, &notification);
         if targets.is_empty() {
             unrouted += 1;
         }
-        for target in targets {
+        for (channel, route) in targets {
             let id = uuid::Uuid::now_v7().to_string();
-            let room =
-                lanes.and_then(|lanes| lanes.sender(&target.channel).try_reserve_owned().ok());
+            let room = lanes.and_then(|lanes| lanes.sender(&channel).try_reserve_owned().ok());
             deliveries.push(NewDelivery {
                 id: id.clone(),
                 notification_id: notification.id.clone(),
-                channel: target.channel.to_string(),
-                route: target.route.to_string(),
+                channel: channel.to_string(),
+                route,
                 lease_owner: room.as_ref().map(|_| owner.to_string()),
                 next_at: if room.is_some() { lease_until } else { now },
             });
@@ -354,44 +364,98 @@ fn plan_embedded(
     (deliveries, handovers)
 }
 
-/// The deliveries of a batch bound for broker queues, as stored and as published. Their
-/// ids follow from the notification and the channel, so routing a batch again after a
-/// crash makes the same deliveries.
+/// What a batch bound for broker queues makes: the deliveries to YAML channels, as stored
+/// and as published, and those to endpoints, which wait in the store's queue (a broker
+/// queue per endpoint would be thousands of queues).
+struct QueuedPlan {
+    on_broker: Vec<NewDelivery>,
+    queued: Vec<QueuedDelivery>,
+    in_store: Vec<NewDelivery>,
+    unrouted: usize,
+}
+
+/// Plans a batch bound for broker queues. Delivery ids follow from the notification and
+/// the channel, so routing a batch again after a crash makes the same deliveries.
 fn plan_queued(
     table: &RouteTable,
+    directory: &Directory,
     notifications: &[Notification],
-) -> (Vec<NewDelivery>, Vec<QueuedDelivery>) {
+) -> QueuedPlan {
     let now = store::now_ms();
-    let mut deliveries = Vec::new();
-    let mut queued = Vec::new();
+    let mut plan = QueuedPlan {
+        on_broker: Vec::new(),
+        queued: Vec::new(),
+        in_store: Vec::new(),
+        unrouted: 0,
+    };
     for notification in notifications {
-        for target in table.targets(&notification.kind, &notification.attributes) {
-            let id = delivery_id(&notification.id, &target.channel);
-            deliveries.push(NewDelivery {
+        let targets = targets(table, directory, notification);
+        if targets.is_empty() {
+            plan.unrouted += 1;
+        }
+        for (channel, route) in targets {
+            let id = delivery_id(&notification.id, &channel);
+            let delivery = NewDelivery {
                 id: id.clone(),
                 notification_id: notification.id.clone(),
-                channel: target.channel.to_string(),
-                route: target.route.to_string(),
+                channel: channel.to_string(),
+                route,
                 lease_owner: None,
                 next_at: now,
-            });
-            queued.push(QueuedDelivery {
+            };
+            if endpoints::endpoint_id(&channel).is_some() {
+                plan.in_store.push(delivery);
+                continue;
+            }
+            plan.on_broker.push(delivery);
+            plan.queued.push(QueuedDelivery {
                 delivery_id: id,
-                channel: target.channel.to_string(),
+                channel: channel.to_string(),
                 attempts: 0,
                 retry_base: 0,
                 notification: notification.clone(),
             });
         }
     }
-    (deliveries, queued)
+    plan
 }
 
-fn count_routed(table: &RouteTable, notifications: &[Notification]) -> usize {
-    notifications
-        .iter()
-        .filter(|n| !table.targets(&n.kind, &n.attributes).is_empty())
-        .count()
+/// Where a notification goes, each with what chose it: the YAML routes' channels, then,
+/// for a notification sent for a tenant, that tenant's matching endpoints (credited to
+/// `tenant:<id>`). A test event goes only to the endpoint it names.
+fn targets(
+    table: &RouteTable,
+    directory: &Directory,
+    notification: &Notification,
+) -> Vec<(Arc<str>, String)> {
+    let Some(tenant) = &notification.tenant else {
+        return table
+            .targets(&notification.kind, &notification.attributes)
+            .into_iter()
+            .map(|t| (t.channel, t.route.to_string()))
+            .collect();
+    };
+    let credit = || format!("tenant:{tenant}");
+    if notification.kind == tenancy::TEST_KIND && notification.source == tenancy::SOURCE {
+        let endpoint = notification
+            .attributes
+            .iter()
+            .find(|(name, _)| name == "endpoint")
+            .and_then(|(_, id)| directory.by_channel(&endpoints::channel_name(id)))
+            .filter(|e| &e.row.tenant_id == tenant);
+        return endpoint
+            .map(|e| vec![(e.channel.clone(), credit())])
+            .unwrap_or_default();
+    }
+    let mut targets: Vec<(Arc<str>, String)> = table
+        .targets(&notification.kind, &notification.attributes)
+        .into_iter()
+        .map(|t| (t.channel, t.route.to_string()))
+        .collect();
+    for endpoint in directory.targets(tenant, &notification.kind, &notification.attributes) {
+        targets.push((endpoint.channel.clone(), credit()));
+    }
+    targets
 }
 
 /// The id of `notification_id`'s delivery to `channel`: a UUID (version 8) that starts

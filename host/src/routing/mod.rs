@@ -44,6 +44,7 @@
 //! [`LiveRoutes`] keeps serving the last good table when an edited file is refused.
 
 mod catalog;
+pub mod endpoints;
 mod glob;
 mod live;
 mod read;
@@ -139,6 +140,16 @@ pub struct TransformSpec {
 }
 
 impl TransformSpec {
+    /// Transform plugin `plugin` with no config, secrets or hosts.
+    pub fn bare(plugin: &str) -> TransformSpec {
+        TransformSpec::new(
+            plugin.to_owned(),
+            serde_json::json!({}),
+            BTreeMap::new(),
+            Vec::new(),
+        )
+    }
+
     fn new(
         plugin: String,
         config: serde_json::Value,
@@ -203,6 +214,9 @@ pub enum SecretSource {
     Given(String),
     /// The vault, which opens it at delivery (`secrets: [name]`).
     Vault,
+    /// The vault, when it holds one; otherwise the plugin does without (an endpoint's
+    /// rotated-out signing secret, destroyed when its grace ends).
+    VaultIfSet,
 }
 
 /// `count` calls per `per`, written `50/s`, `3000/m` or `10/h`.
@@ -212,6 +226,21 @@ pub struct RateLimit {
     pub count: u32,
     /// In what period: one second, minute or hour.
     pub per: Duration,
+}
+
+impl RateLimit {
+    /// Reads `50/s`, `3000/m` or `10/h`; the count is at least 1.
+    pub fn parse(text: &str) -> Option<RateLimit> {
+        let (count, unit) = text.split_once('/')?;
+        let count: u32 = count.trim().parse().ok().filter(|n| *n > 0)?;
+        let per = match unit.trim() {
+            "s" => Duration::from_secs(1),
+            "m" => Duration::from_secs(60),
+            "h" => Duration::from_secs(3600),
+            _ => return None,
+        };
+        Some(RateLimit { count, per })
+    }
 }
 
 impl fmt::Display for RateLimit {
@@ -428,6 +457,12 @@ impl RouteTable {
     /// the lookup altogether.
     pub fn has_transforms(&self) -> bool {
         !self.transforms.is_empty()
+    }
+
+    /// The transform `name` under `transforms:` (or a transform plugin the file names
+    /// directly).
+    pub fn transform(&self, name: &str) -> Option<&TransformSpec> {
+        self.transforms.get(name)
     }
 
     /// Every transform, by name, sorted.

@@ -776,16 +776,7 @@ impl Reader<'_> {
 
     fn rate_limit(&mut self, node: &Node) -> Option<RateLimit> {
         let text = node.scalar_text().unwrap_or_default();
-        let parsed = text.split_once('/').and_then(|(count, unit)| {
-            let count: u32 = count.trim().parse().ok().filter(|n| *n > 0)?;
-            let per = match unit.trim() {
-                "s" => Duration::from_secs(1),
-                "m" => Duration::from_secs(60),
-                "h" => Duration::from_secs(3600),
-                _ => return None,
-            };
-            Some(RateLimit { count, per })
-        });
+        let parsed = RateLimit::parse(text);
         if parsed.is_none() {
             let found = match node.scalar_text() {
                 Some(_) => format!("`{}`", self.shown(node)),

@@ -21,8 +21,10 @@ mod admin;
 mod backend;
 mod health;
 mod plugins;
+mod portal;
 pub mod retention;
 mod secrets;
+mod tenants;
 mod tokens;
 
 use std::collections::HashMap;
@@ -36,7 +38,9 @@ use health::WriteHealth;
 pub use admin::AdminUser;
 pub use backend::{AppliedMigration, create_private_dir};
 pub use plugins::{PluginVersion, UploadedPlugin};
+pub use portal::{NewPortalSession, PortalSession};
 pub use secrets::{SealedSecret, SecretInfo};
+pub use tenants::{Changes, EndpointDelivery, EndpointRow, Page, Tenant};
 pub use tokens::{NewToken, Scope, Scopes, TokenRecord};
 
 /// A store failure. Callers log it; the API shows a generic 500 or 503, never this text.
@@ -84,6 +88,9 @@ pub struct Notification {
     pub payload: String,
     pub idempotency_key: Option<String>,
     pub created_at: i64,
+    /// The tenant it was sent for: it also goes to that tenant's matching endpoints.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
 }
 
 /// One request's worth of notifications to accept in one go.
@@ -147,11 +154,17 @@ pub fn notification_key_owner(token_id: Option<&str>, source: &str) -> String {
 /// What makes a notification the same one again for its idempotency key: its kind,
 /// attributes and payload (not its id, time or source).
 pub fn notification_fingerprint(notification: &Notification) -> String {
-    let canonical = serde_json::to_vec(&(
+    let parts = (
         &notification.kind,
         &notification.attributes,
         &notification.payload,
-    ))
+    );
+    // The tenant counts only when there is one, so keys stored before tenants existed
+    // keep their fingerprints.
+    let canonical = match &notification.tenant {
+        None => serde_json::to_vec(&parts),
+        Some(tenant) => serde_json::to_vec(&(parts, tenant)),
+    }
     .expect("strings serialise");
     crate::crypto::sha256_hex(&canonical)
 }
@@ -552,7 +565,7 @@ impl Store {
     pub async fn stream_read(&self, after: i64, limit: u32) -> Result<Vec<StreamEntry>> {
         on_pool!(&self.reader, |pool, Db, dialect| {
             let rows: Vec<StreamRow> = sqlx::query_as(
-                "SELECT seq, id, kind, source, attributes, payload, idempotency_key, created_at \
+                "SELECT seq, id, kind, source, attributes, payload, idempotency_key, created_at, tenant \
                  FROM notifications WHERE seq > $1 ORDER BY seq LIMIT $2",
             )
             .bind(after)
@@ -717,7 +730,7 @@ impl Store {
                                 updated_at = $3 FROM due WHERE d.id = due.id \
                                 RETURNING d.id, d.notification_id, d.attempts, d.retry_base) \
                      SELECT l.id AS delivery_id, l.attempts, l.retry_base, n.id, n.kind, \
-                            n.source, n.attributes, n.payload, n.idempotency_key, n.created_at \
+                            n.source, n.attributes, n.payload, n.idempotency_key, n.created_at, n.tenant \
                      FROM leased l JOIN notifications n ON n.id = l.notification_id",
                 )
                 .bind(lease_until)
@@ -754,7 +767,7 @@ impl Store {
             // and scans every delivery.
             let rows: Vec<NotificationRow> = sqlx::query_as(
                 "SELECT n.id, n.kind, n.source, n.attributes, n.payload, n.idempotency_key, \
-                 n.created_at FROM deliveries d JOIN notifications n ON n.id = d.notification_id \
+                 n.created_at, n.tenant FROM deliveries d JOIN notifications n ON n.id = d.notification_id \
                  WHERE d.state = 'pending' AND NOT d.on_broker AND d.channel = $1 \
                  AND d.next_at = $2 AND d.lease_owner = $3",
             )
@@ -934,7 +947,7 @@ impl Store {
     pub async fn notification(&self, id: &str) -> Result<Option<Notification>> {
         on_pool!(&self.reader, |pool, Db, dialect| {
             let row: Option<NotificationRow> = sqlx::query_as(
-                "SELECT id, kind, source, attributes, payload, idempotency_key, created_at \
+                "SELECT id, kind, source, attributes, payload, idempotency_key, created_at, tenant \
                  FROM notifications WHERE id = $1",
             )
             .bind(id)
@@ -1010,7 +1023,7 @@ impl Store {
     ) -> Result<Vec<(i64, Notification)>> {
         let rows: Vec<StreamRow> = on_pool!(&self.reader, |pool, Db, dialect| {
             let mut query = QueryBuilder::<Db>::new(
-                "SELECT seq, id, kind, source, attributes, payload, idempotency_key, created_at \
+                "SELECT seq, id, kind, source, attributes, payload, idempotency_key, created_at, tenant \
                  FROM notifications n WHERE 1 = 1",
             );
             if let Some(kind) = &filter.kind {
@@ -1172,7 +1185,7 @@ where
 {
     let mut insert = QueryBuilder::<DB>::new(
         "INSERT INTO notifications \
-         (id, kind, source, attributes, payload, idempotency_key, created_at) ",
+         (id, kind, source, attributes, payload, idempotency_key, created_at, tenant) ",
     );
     insert.push_values(chunk.iter().copied(), |mut row, n: &'a Notification| {
         row.push_bind(n.id.as_str())
@@ -1181,7 +1194,8 @@ where
             .push_bind(serde_json::to_string(&n.attributes).expect("pairs serialise"))
             .push_bind(n.payload.as_str())
             .push_bind(n.idempotency_key.as_deref())
-            .push_bind(n.created_at);
+            .push_bind(n.created_at)
+            .push_bind(n.tenant.as_deref());
     });
     insert.push(tail);
     insert
@@ -1239,6 +1253,7 @@ struct NotificationRow {
     payload: String,
     idempotency_key: Option<String>,
     created_at: i64,
+    tenant: Option<String>,
 }
 
 impl TryFrom<NotificationRow> for Notification {
@@ -1258,6 +1273,7 @@ impl TryFrom<NotificationRow> for Notification {
             payload: row.payload,
             idempotency_key: row.idempotency_key,
             created_at: row.created_at,
+            tenant: row.tenant,
         })
     }
 }

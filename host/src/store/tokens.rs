@@ -136,6 +136,8 @@ pub struct NewToken {
     pub id: String,
     pub name: String,
     pub scopes: Scopes,
+    /// The tenant it is confined to, if any.
+    pub tenant: Option<String>,
     pub token: String,
 }
 
@@ -147,24 +149,33 @@ pub struct TokenRecord {
     #[serde(skip)]
     pub digest: Vec<u8>,
     pub scopes: Scopes,
+    /// The tenant it is confined to: such a token reaches only that tenant's endpoints,
+    /// deliveries and sends, and nothing of the hub's own.
+    pub tenant: Option<String>,
     pub created_at: i64,
 }
 
 impl Store {
     /// Creates a token named `name` holding `scopes` and returns it with its secret.
-    pub async fn create_token(&self, name: &str, scopes: Scopes) -> Result<NewToken> {
+    pub async fn create_token(
+        &self,
+        name: &str,
+        scopes: Scopes,
+        tenant: Option<&str>,
+    ) -> Result<NewToken> {
         let token = crypto::generate_token();
         let id = uuid::Uuid::now_v7().to_string();
         let digest = crypto::token_digest(&token);
         on_pool!(&self.writer, |pool, Db, dialect| {
             sqlx::query(
-                "INSERT INTO api_tokens (id, name, digest, scopes, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
+                "INSERT INTO api_tokens (id, name, digest, scopes, tenant, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
             )
             .bind(&id)
             .bind(name)
             .bind(digest.as_slice())
             .bind(scopes.to_words())
+            .bind(tenant)
             .bind(now_ms())
             .execute(pool)
             .await?;
@@ -173,16 +184,18 @@ impl Store {
             id,
             name: name.to_string(),
             scopes,
+            tenant: tenant.map(str::to_owned),
             token,
         })
     }
 
     /// The tokens that are not revoked.
     pub async fn active_tokens(&self) -> Result<Vec<TokenRecord>> {
-        let rows: Vec<(String, String, Vec<u8>, String, i64)> =
+        #[allow(clippy::type_complexity)]
+        let rows: Vec<(String, String, Vec<u8>, String, Option<String>, i64)> =
             on_pool!(&self.writer, |pool, Db, dialect| {
                 sqlx::query_as(
-                    "SELECT id, name, digest, scopes, created_at FROM api_tokens \
+                    "SELECT id, name, digest, scopes, tenant, created_at FROM api_tokens \
                      WHERE revoked_at IS NULL ORDER BY created_at",
                 )
                 .fetch_all(pool)
@@ -190,13 +203,16 @@ impl Store {
             });
         Ok(rows
             .into_iter()
-            .map(|(id, name, digest, scopes, created_at)| TokenRecord {
-                id,
-                name,
-                digest,
-                scopes: Scopes::from_words(&scopes),
-                created_at,
-            })
+            .map(
+                |(id, name, digest, scopes, tenant, created_at)| TokenRecord {
+                    id,
+                    name,
+                    digest,
+                    scopes: Scopes::from_words(&scopes),
+                    tenant,
+                    created_at,
+                },
+            )
             .collect())
     }
 
@@ -266,7 +282,7 @@ mod tests {
             .unwrap();
         });
         let fresh = store
-            .create_token("reader", Scopes::of([Scope::Read]))
+            .create_token("reader", Scopes::of([Scope::Read]), None)
             .await
             .unwrap();
         let active = store.active_tokens().await.unwrap();

@@ -38,7 +38,11 @@ async fn fixture() -> Fixture {
         ..Config::default()
     };
     let hub = Hub::start(config).await.unwrap();
-    let created = hub.tokens.create("fixture", Scopes::ALL).await.unwrap();
+    let created = hub
+        .tokens
+        .create("fixture", Scopes::ALL, None)
+        .await
+        .unwrap();
     Fixture {
         caller: hub.tokens.verify(&created.token).unwrap(),
         schema: graphql::schema(hub.clone()),
@@ -399,7 +403,7 @@ async fn over_http_a_token_is_required_and_get_is_graphiql() {
     let token = f
         .hub
         .tokens
-        .create("graphql-test", Scopes::ALL)
+        .create("graphql-test", Scopes::ALL, None)
         .await
         .unwrap()
         .token;
@@ -472,7 +476,7 @@ async fn over_http_a_batch_is_capped_in_size_and_costed_as_a_whole() {
     let token = f
         .hub
         .tokens
-        .create("graphql-batch", Scopes::ALL)
+        .create("graphql-batch", Scopes::ALL, None)
         .await
         .unwrap()
         .token;

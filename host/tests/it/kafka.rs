@@ -45,6 +45,7 @@ fn notification(index: usize) -> Notification {
         payload: format!(r#"{{"order":{index},"note":"naïve \"quoted\" ✓"}}"#),
         idempotency_key: index.is_multiple_of(2).then(|| format!("key-{index}")),
         created_at: 1_700_000_000_000 + index as i64,
+        tenant: index.is_multiple_of(3).then(|| "acme".to_string()),
     }
 }
 

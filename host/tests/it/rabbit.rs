@@ -62,6 +62,7 @@ fn delivery(channel: &str, n: usize) -> QueuedDelivery {
             payload: format!(r#"{{"n":{n}}}"#),
             idempotency_key: None,
             created_at: 1_700_000_000_000,
+            tenant: None,
         },
     }
 }

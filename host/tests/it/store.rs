@@ -9,8 +9,8 @@ use std::time::Duration;
 use sqlx::Connection as _;
 use switchyard::store::{
     AcceptBatch, Accepted, AcceptedItem, AttemptOutcome, AttemptRecord, DeadLetterFilter,
-    NewDelivery, NextStep, Notification, NotificationFilter, RequestKey, RoutingCommit, Scope,
-    Scopes, Store, now_ms,
+    EndpointRow, NewDelivery, NextStep, Notification, NotificationFilter, Page, RequestKey,
+    RoutingCommit, Scope, Scopes, Store, now_ms,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -53,6 +53,7 @@ on_both_backends!(
     insert_routed_is_idempotent_and_never_leased,
     retention_deletes_only_settled_old_notifications,
     other_repositories,
+    tenants_and_endpoints,
 );
 
 /// A store for one test, and what it takes to clean up after it.
@@ -172,6 +173,7 @@ fn notification(kind: &str, source: &str, key: Option<&str>, created_at: i64) ->
         payload: format!(r#"{{"kind":"{kind}","note":"ünïcode ✓"}}"#),
         idempotency_key: key.map(Into::into),
         created_at,
+        tenant: None,
     }
 }
 
@@ -1026,7 +1028,7 @@ async fn other_repositories(backend: Backend) {
 
     // Tokens: stored as digests with their scopes, revocable once.
     let scopes = Scopes::of([Scope::Send, Scope::Admin]);
-    let token = store.create_token("ci", scopes).await.unwrap();
+    let token = store.create_token("ci", scopes, None).await.unwrap();
     let active = store.active_tokens().await.unwrap();
     assert_eq!(active.len(), 1);
     assert_eq!(active[0].name, "ci");
@@ -1328,4 +1330,212 @@ async fn a_failed_commit_never_wedges_the_writer() {
         .len();
     assert_eq!(delivered, delivery_ids.len(), "recorded attempts are gone");
     store.close().await;
+}
+
+fn endpoint_row(id: &str, tenant: &str) -> EndpointRow {
+    let now = now_ms();
+    EndpointRow {
+        id: id.into(),
+        tenant_id: tenant.into(),
+        description: "ünïcode ✓".into(),
+        url: Some("https://example.com/hook".into()),
+        plugin: "webhook".into(),
+        config: serde_json::json!({"headers": {"x-a": "1"}}),
+        allowed_hosts: vec!["example.com".into()],
+        kinds: vec!["invoice.*".into()],
+        attributes: [("region".to_owned(), vec!["eu".to_owned()])].into(),
+        transforms: vec!["pick".into()],
+        rate_limit: Some("5/s".into()),
+        retry_schedule: Some(vec!["1s".into()]),
+        enabled: true,
+        disabled_reason: None,
+        previous_secret_until: None,
+        failing_since: None,
+        created_at: now,
+        updated_at: now,
+        deleted_at: None,
+    }
+}
+
+/// Tenants and endpoints: kept, changed, read back by the directories' change feed, and
+/// deleted softly with their pending deliveries dead-lettered and their tokens revoked.
+async fn tenants_and_endpoints(backend: Backend) {
+    let store = TestStore::open(backend).await;
+    let page = Page {
+        after: None,
+        limit: 10,
+    };
+    assert!(store.create_tenant("acme", "Acme").await.unwrap());
+    assert!(!store.create_tenant("acme", "Again").await.unwrap());
+    assert!(store.create_tenant("globex", "Globex").await.unwrap());
+    assert_eq!(store.list_tenants(&page).await.unwrap().len(), 2);
+    assert!(store.rename_tenant("acme", "Acme Corp").await.unwrap());
+    assert_eq!(
+        store.tenant("acme").await.unwrap().unwrap().name,
+        "Acme Corp"
+    );
+
+    let row = endpoint_row("e1", "acme");
+    store.insert_endpoint(&row).await.unwrap();
+    assert_eq!(
+        store.endpoint("acme", "e1").await.unwrap(),
+        Some(row.clone())
+    );
+    // Another tenant's id never finds it.
+    assert_eq!(store.endpoint("globex", "e1").await.unwrap(), None);
+    assert_eq!(
+        store.list_endpoints("acme", &page).await.unwrap(),
+        vec![row.clone()]
+    );
+
+    // Failure streaks keep their start; disabling happens once; enabling clears both.
+    store.set_endpoint_failing("e1", Some(1000)).await.unwrap();
+    store.set_endpoint_failing("e1", Some(2000)).await.unwrap();
+    let read = store.endpoint("acme", "e1").await.unwrap().unwrap();
+    assert_eq!(read.failing_since, Some(1000));
+    assert!(store.disable_endpoint("e1", "failing").await.unwrap());
+    assert!(!store.disable_endpoint("e1", "failing").await.unwrap());
+    let mut enabled = read.clone();
+    enabled.enabled = true;
+    enabled.rate_limit = None;
+    assert!(store.update_endpoint(&enabled).await.unwrap());
+    let read = store.endpoint("acme", "e1").await.unwrap().unwrap();
+    assert!(read.enabled);
+    assert_eq!(
+        (&read.disabled_reason, read.failing_since, &read.rate_limit),
+        (&None, None, &None)
+    );
+    let mut wrong_tenant = read.clone();
+    wrong_tenant.tenant_id = "globex".into();
+    assert!(!store.update_endpoint(&wrong_tenant).await.unwrap());
+
+    // Rotation grace: ended only once past.
+    let future = now_ms() + 60_000;
+    assert!(
+        store
+            .set_previous_secret_until("e1", Some(future), false)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !store
+            .set_previous_secret_until("e1", None, true)
+            .await
+            .unwrap()
+    );
+    assert!(store.expired_previous_secrets().await.unwrap().is_empty());
+    assert!(
+        store
+            .set_previous_secret_until("e1", Some(1), false)
+            .await
+            .unwrap()
+    );
+    assert_eq!(store.expired_previous_secrets().await.unwrap(), ["e1"]);
+    assert!(
+        store
+            .set_previous_secret_until("e1", None, true)
+            .await
+            .unwrap()
+    );
+
+    // The change feed.
+    let changes = store.tenancy_changes(0).await.unwrap();
+    assert_eq!(changes.tenants.len(), 2);
+    assert_eq!(changes.endpoints.len(), 1);
+    assert!(
+        store
+            .tenancy_changes(now_ms() + 1000)
+            .await
+            .unwrap()
+            .endpoints
+            .is_empty()
+    );
+
+    // Deliveries to the endpoint: listed, due, recovered, buried on deletion.
+    let mut acme_note = notification("invoice.paid", "api", None, now_ms());
+    acme_note.tenant = Some("acme".into());
+    let ids = accept(&store, vec![acme_note]).await;
+    let channel = "endpoint:e1";
+    let due = delivery(&ids[0], channel, now_ms() - 1);
+    let dead = delivery(&ids[0], "endpoint:e2", now_ms());
+    route(&store, &[due.clone(), dead.clone()]).await;
+    assert_eq!(
+        store
+            .notification(&ids[0])
+            .await
+            .unwrap()
+            .unwrap()
+            .tenant
+            .as_deref(),
+        Some("acme")
+    );
+    let mut due_channels = store.due_endpoint_channels(10).await.unwrap();
+    due_channels.sort();
+    assert_eq!(due_channels, ["endpoint:e1", "endpoint:e2"]);
+    let listed = store
+        .endpoint_deliveries(channel, None, None, 10)
+        .await
+        .unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(
+        (listed[0].kind.as_str(), listed[0].state.as_str()),
+        ("invoice.paid", "pending")
+    );
+    assert!(
+        store
+            .endpoint_deliveries(channel, None, Some("dead"), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        store.delivery_place(&due.id).await.unwrap(),
+        Some((channel.to_owned(), ids[0].clone()))
+    );
+    let leased = store
+        .lease_due("endpoint:e2", "me", now_ms() + 60_000, 10)
+        .await
+        .unwrap();
+    assert_eq!(leased.len(), 1);
+    store
+        .record_attempts(&[attempt(&dead.id, 1, NextStep::Dead)])
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .recover_channel("endpoint:e2", now_ms() + 60_000)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(store.recover_channel("endpoint:e2", 0).await.unwrap(), 1);
+    assert_eq!(state_of(&store, &ids[0], &dead.id).await, "pending");
+
+    let token = store
+        .create_token("acme portal", Scopes::of([Scope::Read]), Some("acme"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.active_tokens().await.unwrap()[0].tenant.as_deref(),
+        Some("acme")
+    );
+    assert!(store.delete_endpoint("acme", "e1").await.unwrap());
+    assert!(!store.delete_endpoint("acme", "e1").await.unwrap());
+    assert_eq!(state_of(&store, &ids[0], &due.id).await, "dead");
+    let deleted = store.tenancy_changes(0).await.unwrap();
+    assert!(deleted.endpoints[0].deleted_at.is_some());
+    assert_eq!(store.delete_tenant("acme").await.unwrap(), Some(vec![]));
+    assert_eq!(store.delete_tenant("acme").await.unwrap(), None);
+    assert!(store.tenant("acme").await.unwrap().is_none());
+    assert!(
+        store
+            .active_tokens()
+            .await
+            .unwrap()
+            .iter()
+            .all(|t| t.id != token.id),
+        "a deleted tenant's tokens are revoked"
+    );
+    // Its id can be taken again.
+    assert!(store.create_tenant("acme", "New Acme").await.unwrap());
 }

@@ -22,6 +22,8 @@
 //!
 //! Secrets:
 //! - `signing_key` (required): `whsec_` followed by the base64 key.
+//! - `previous_signing_key` (optional): a rotated-out key still in its grace; it signs
+//!   too, so `webhook-signature` carries two space-separated signatures.
 //!
 //! 2xx is delivered; 408, 429 and 5xx are retried, honouring `Retry-After`; 410 fails and
 //! asks the host to disable the channel; anything else, redirects included, fails.
@@ -112,7 +114,20 @@ impl Channel for Webhook {
         // The attempt's time, not the notification's: receivers reject stale timestamps,
         // and a retry hours later must still verify.
         let timestamp = switchyard_sdk::now_ms() / 1000;
-        let signature = secret.sign(&n.id, timestamp, &body);
+        let mut signature = secret.sign(&n.id, timestamp, &body);
+        // While a rotated-out key's grace lasts, it signs too: Standard Webhooks receivers
+        // accept a delivery when any of the space-separated signatures verifies.
+        if let Some(previous) = switchyard_sdk::secret("previous_signing_key") {
+            match Secret::parse(&previous) {
+                Ok(previous) => {
+                    signature.push(' ');
+                    signature.push_str(&previous.sign(&n.id, timestamp, &body));
+                }
+                Err(problem) => {
+                    return Outcome::failed(format!("secret previous_signing_key: {problem}"));
+                }
+            }
+        }
 
         let mut request = HttpRequest::post(&config.url);
         for (name, value) in &config.headers {
