@@ -77,7 +77,7 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         // could before scopes existed.
         Some(
             hub.tokens
-                .create("default", crate::store::Scopes::ALL)
+                .create("default", crate::store::Scopes::ALL, None)
                 .await?,
         )
     } else {
@@ -118,6 +118,8 @@ pub fn app(
     let api = OpenApiService::new(
         (
             Api::new(hub.clone()),
+            crate::ingress::tenants::Api::new(hub.clone()),
+            crate::portal::PortalApi::new(hub.clone()),
             HooksApi::new(hub.clone()),
             SessionApi::new(admin.clone()),
             PluginAdminApi::new(admin.clone()),
@@ -146,6 +148,7 @@ pub fn app(
         routes = routes
             .nest("/", api)
             .nest("/admin", admin::routes())
+            .nest("/portal", crate::portal::routes(hub.clone()))
             .at("/ws", crate::ingress::ws::open)
             .nest("/graphql", crate::ingress::graphql::routes(hub.clone()))
             .at("/openapi.json", contract.spec_endpoint())

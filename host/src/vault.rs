@@ -365,6 +365,11 @@ pub fn secret_statuses(table: &RouteTable, stored: Vec<SecretInfo>) -> Vec<Secre
             );
         }
     }
+    // Endpoints' signing secrets belong to tenants, who manage them through the API; the
+    // operator's listing would be swamped by them.
+    let stored = stored
+        .into_iter()
+        .filter(|info| routing::endpoints::endpoint_id(&info.channel).is_none());
     for info in stored {
         let status = statuses
             .entry((info.channel.clone(), info.name.clone()))
@@ -454,6 +459,26 @@ impl Vault {
     /// The id of the key new secrets are sealed under.
     pub fn current_key_id(&self) -> KeyId {
         self.ring().current().id
+    }
+
+    /// A 256-bit key for `purpose` from each master key of the ring, the sealing key's
+    /// first: for signing what every process of one deployment must check (they share the
+    /// master keys), while older keys still check what was signed before a rotation. Each
+    /// is HMAC-SHA256 of the master key over the purpose, so it reveals nothing of the
+    /// master key, and keys for different purposes are unrelated.
+    pub fn derived_keys(&self, purpose: &str) -> Vec<[u8; 32]> {
+        use hmac::Mac;
+        self.ring()
+            .keys
+            .iter()
+            .map(|key| {
+                let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&key.bytes)
+                    .expect("HMAC takes keys of any length");
+                mac.update(b"switchyard-derived-key\0");
+                mac.update(purpose.as_bytes());
+                mac.finalize().into_bytes().into()
+            })
+            .collect()
     }
 
     /// Where the keys come from.
@@ -666,7 +691,10 @@ fn record_identity(channel: &str, name: &str) -> String {
 }
 
 fn check_names(channel: &str, name: &str) -> Result<()> {
-    if !routing::is_valid_name(channel) {
+    // An endpoint's secrets are kept under its channel name, `endpoint:<id>`.
+    let endpoint = routing::endpoints::endpoint_id(channel)
+        .is_some_and(|id| !id.is_empty() && id.len() <= 64 && !id.contains('/'));
+    if !routing::is_valid_name(channel) && !endpoint {
         return Err(Error::Invalid(format!(
             "`{channel}` is not a channel name: use 1 to 64 of `a-z`, `0-9`, `-` and `_`"
         )));

@@ -252,15 +252,15 @@ fn plugin_heading(name: &str) -> String {
 
 // ---- Browser helpers ----------------------------------------------------------------------
 
-fn css(selector: &str) -> Locator<'_> {
+pub(crate) fn css(selector: &str) -> Locator<'_> {
     Locator::Css(selector)
 }
 
-fn xpath(expression: &str) -> Locator<'_> {
+pub(crate) fn xpath(expression: &str) -> Locator<'_> {
     Locator::XPath(expression)
 }
 
-async fn goto(browser: &Client, url: &str) {
+pub(crate) async fn goto(browser: &Client, url: &str) {
     browser
         .goto(url)
         .await
@@ -268,7 +268,7 @@ async fn goto(browser: &Client, url: &str) {
 }
 
 /// The current page's path.
-async fn path(browser: &Client) -> String {
+pub(crate) async fn path(browser: &Client) -> String {
     browser
         .current_url()
         .await
@@ -278,7 +278,7 @@ async fn path(browser: &Client) -> String {
 }
 
 /// The element that must be on the current page now.
-async fn find(browser: &Client, selector: &str) -> Element {
+pub(crate) async fn find(browser: &Client, selector: &str) -> Element {
     match browser.find(css(selector)).await {
         Ok(element) => element,
         Err(e) => panic!(
@@ -293,7 +293,7 @@ async fn find(browser: &Client, selector: &str) -> Element {
     }
 }
 
-async fn absent(browser: &Client, locator: Locator<'_>) -> bool {
+pub(crate) async fn absent(browser: &Client, locator: Locator<'_>) -> bool {
     browser
         .find_all(locator)
         .await
@@ -301,14 +301,14 @@ async fn absent(browser: &Client, locator: Locator<'_>) -> bool {
         .is_empty()
 }
 
-async fn fill(browser: &Client, selector: &str, value: &str) {
+pub(crate) async fn fill(browser: &Client, selector: &str, value: &str) {
     let field = find(browser, selector).await;
     // A page re-rendered after an error keeps what was typed; start from empty.
     field.clear().await.expect("can clear a field");
     field.send_keys(value).await.expect("can type");
 }
 
-async fn click(browser: &Client, selector: &str) {
+pub(crate) async fn click(browser: &Client, selector: &str) {
     find(browser, selector)
         .await
         .click()
@@ -316,12 +316,12 @@ async fn click(browser: &Client, selector: &str) {
         .unwrap_or_else(|e| panic!("cannot click `{selector}`: {e}"));
 }
 
-async fn text(element: &Element) -> String {
+pub(crate) async fn text(element: &Element) -> String {
     element.text().await.expect("can read an element's text")
 }
 
 /// Everything the page shows, as text.
-async fn page_text(browser: &Client) -> String {
+pub(crate) async fn page_text(browser: &Client) -> String {
     match browser.find(css("body")).await {
         Ok(body) => body.text().await.unwrap_or_default(),
         Err(e) => format!("(no body: {e})"),
@@ -331,7 +331,7 @@ async fn page_text(browser: &Client) -> String {
 /// Waits until `locator` is on the page (a submit navigates in its own time) and returns
 /// it. Panics at once, with the text, when one of `failures` shows instead, and after
 /// [`DEADLINE`] with the page's URL and text.
-async fn wait_for(
+pub(crate) async fn wait_for(
     browser: &Client,
     locator: Locator<'_>,
     failures: &[&str],
@@ -371,7 +371,7 @@ async fn wait_for(
 }
 
 /// Saves a screenshot and the page's HTML into `dir`, and says where.
-async fn save_evidence(browser: &Client, dir: &Path) {
+pub(crate) async fn save_evidence(browser: &Client, dir: &Path) {
     let url = browser
         .current_url()
         .await
@@ -399,7 +399,7 @@ async fn save_evidence(browser: &Client, dir: &Path) {
 // ---- Chromium and chromedriver --------------------------------------------------------------
 
 /// Fails, saying how to fix it, when Debian's Chromium or chromedriver is missing.
-fn require_browser() {
+pub(crate) fn require_browser() {
     let missing: Vec<&str> = [CHROMIUM, CHROMEDRIVER]
         .into_iter()
         .filter(|path| !Path::new(path).is_file())
@@ -416,14 +416,14 @@ fn require_browser() {
 
 /// chromedriver as a child process on a free port, in its own process group so that
 /// dropping it ends Chromium too, even when the test failed before closing its session.
-struct ChromeDriver {
+pub(crate) struct ChromeDriver {
     child: Child,
     port: u16,
 }
 
 impl ChromeDriver {
     /// Starts chromedriver, logging to `dir/chromedriver.log`, and waits until it is ready.
-    async fn start(dir: &Path) -> ChromeDriver {
+    pub(crate) async fn start(dir: &Path) -> ChromeDriver {
         // The port was free when picked but may be taken before chromedriver binds it;
         // then chromedriver exits, and gets another port.
         for _ in 0..3 {
@@ -481,7 +481,7 @@ impl ChromeDriver {
     }
 
     /// A new browser session: headless Chromium with a window big enough for the pages.
-    async fn session(&self) -> Client {
+    pub(crate) async fn session(&self) -> Client {
         let mut capabilities = serde_json::Map::new();
         capabilities.insert("browserName".into(), json!("chrome"));
         capabilities.insert(
