@@ -7,6 +7,7 @@
 pub mod api;
 mod pages;
 pub mod session;
+mod tenants;
 pub mod users;
 
 use std::sync::Arc;
@@ -39,6 +40,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "secrets.html",
         include_str!("../../../templates/secrets.html"),
+    ),
+    (
+        "tenants.html",
+        include_str!("../../../templates/tenants.html"),
+    ),
+    (
+        "tenant.html",
+        include_str!("../../../templates/tenant.html"),
     ),
     ("error.html", include_str!("../../../templates/error.html")),
 ];
@@ -131,6 +140,16 @@ pub fn routes() -> Route {
         .at("/routes/reload", post(pages::reload_routes))
         .at("/secrets", get(pages::secrets).post(pages::set_secret))
         .at("/dead-letters/:id/replay", post(pages::replay))
+        .at("/tenants", get(tenants::list).post(tenants::create))
+        .at("/tenants/:tenant", get(tenants::show))
+        .at("/tenants/:tenant/rename", post(tenants::rename))
+        .at("/tenants/:tenant/delete", post(tenants::delete))
+        .at("/tenants/:tenant/portal", post(tenants::open_portal))
+        .at("/tenants/:tenant/endpoints", post(tenants::create_endpoint))
+        .at(
+            "/tenants/:tenant/endpoints/:endpoint/:action",
+            post(tenants::endpoint_action),
+        )
         .at("/static/admin.css", get(stylesheet))
 }
 

@@ -32,7 +32,7 @@ struct Flash {
 
 impl Admin {
     /// The signed-in admin, or a redirect to the sign-in page.
-    fn require_user(&self, session: &Session) -> Result<SignedIn, Response> {
+    pub(super) fn require_user(&self, session: &Session) -> Result<SignedIn, Response> {
         self.rules
             .signed_in(session)
             .ok_or_else(|| Redirect::see_other(LOGIN_PAGE).into_response())
@@ -40,7 +40,11 @@ impl Admin {
 
     /// For a state-changing request: the CSRF token first (403 without it, whoever asks),
     /// then a signed-in admin.
-    fn authorize(&self, session: &Session, csrf_token: Option<&str>) -> Result<SignedIn, Response> {
+    pub(super) fn authorize(
+        &self,
+        session: &Session,
+        csrf_token: Option<&str>,
+    ) -> Result<SignedIn, Response> {
         if !self.rules.csrf_ok(session, csrf_token) {
             return Err(self.forbidden());
         }
@@ -60,8 +64,21 @@ impl Admin {
     }
 
     /// A page for `user`, with the base template's variables and any waiting flash.
-    fn user_page(
+    pub(super) fn user_page(
         &self,
+        session: &Session,
+        user: &SignedIn,
+        template: &str,
+        context: minijinja::Value,
+    ) -> Response {
+        self.user_page_with_status(StatusCode::OK, session, user, template, context)
+    }
+
+    /// [`Admin::user_page`] with another status, such as 422 for a form shown again with
+    /// what was wrong in it.
+    pub(super) fn user_page_with_status(
+        &self,
+        status: StatusCode,
         session: &Session,
         user: &SignedIn,
         template: &str,
@@ -71,8 +88,15 @@ impl Admin {
         if flash.is_some() {
             session.remove(FLASH);
         }
+        // A secret shown once is gone from the session whichever page comes next.
+        if session
+            .get::<serde_json::Value>(super::tenants::REVEALED_SECRET)
+            .is_some()
+        {
+            session.remove(super::tenants::REVEALED_SECRET);
+        }
         self.page(
-            StatusCode::OK,
+            status,
             template,
             context! {
                 user => &user.username,
@@ -85,7 +109,12 @@ impl Admin {
 }
 
 /// Redirects to `to` with a message for the next page.
-fn done(session: &Session, to: &str, kind: &'static str, text: impl Into<String>) -> Response {
+pub(super) fn done(
+    session: &Session,
+    to: &str,
+    kind: &'static str,
+    text: impl Into<String>,
+) -> Response {
     session.set(
         FLASH,
         Flash {
@@ -608,7 +637,7 @@ pub async fn plugin_action(
 }
 
 impl Admin {
-    fn error_page(&self, status: StatusCode, message: &str) -> Response {
+    pub(super) fn error_page(&self, status: StatusCode, message: &str) -> Response {
         self.page(
             status,
             "error.html",

@@ -14,11 +14,19 @@
 //! with 4408 when no `connection_init` comes within 10 seconds. A socket whose token is
 //! revoked is closed with 4403 as well.
 //!
-//! Scopes are the REST API's too, checked by a guard on each root field ([`Needs`]):
-//! queries of notifications and dead letters and both subscriptions need `read`, `routes`
-//! and `plugins` need `admin`, the mutations need `send`. A field refused is an error with
+//! Scopes are the REST API's too, checked on each root field: queries of notifications and
+//! dead letters and both subscriptions need `read`, `routes` and `plugins` need `admin`,
+//! the send mutations need `send`. A field refused is an error with
 //! `code: insufficient-scope` and `status: 403` naming the scope.
+//!
+//! Tenants and their endpoints follow `/api/v1/tenants`: reading them needs `read`,
+//! changing endpoints `admin`, sending for a tenant `send`. A token confined to a tenant
+//! reaches that tenant's fields only (the `tenant` argument names it), and is refused the
+//! same way on another tenant's whether or not it exists, so ids cannot be probed; listing,
+//! creating, renaming and deleting tenants, and everything else here, is the operator's.
+//! Such a token is refused on the subscription socket too.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -44,9 +52,12 @@ use super::listing::{DeliveryState, next_page, page_limit, parse_time, rfc3339};
 use super::{Problem, adapt, auth};
 use crate::events::{Event, EventFilter, EventType};
 use crate::pipeline::Hub;
-use crate::routing::KindPattern;
+use crate::routing::{KindPattern, endpoints};
 use crate::runtime::{self, Transport};
-use crate::store::{self, Accepted, DeadLetterFilter, NotificationFilter, Scope, TokenRecord};
+use crate::store::{
+    self, Accepted, DeadLetterFilter, EndpointRow, NotificationFilter, Page, Scope, TokenRecord,
+};
+use crate::tenancy::{self, Actor, EndpointDraft, TenancyError};
 
 /// The adapter plugin the mutation hands its variables to.
 pub const GRAPHQL_ADAPTER: &str = "graphql";
@@ -178,10 +189,35 @@ pub struct Needs(pub Scope);
 
 impl async_graphql::Guard for Needs {
     async fn check(&self, ctx: &Context<'_>) -> async_graphql::Result<()> {
-        let token = ctx
-            .data_opt::<TokenRecord>()
-            .ok_or_else(|| coded("this request carries no API token", "unauthenticated"))?;
-        auth::require(token, self.0).map_err(problem_error)
+        auth::require(caller(ctx)?, self.0).map_err(problem_error)
+    }
+}
+
+/// The caller's token, which the front door puts in the request's data.
+fn caller<'a>(ctx: &Context<'a>) -> async_graphql::Result<&'a TokenRecord> {
+    ctx.data_opt::<TokenRecord>()
+        .ok_or_else(|| coded("this request carries no API token", "unauthenticated"))
+}
+
+/// The caller's token if it may do what needs `scope` to tenant `tenant`'s own things: an
+/// operator's token, or that tenant's. Another tenant's token is refused the same way
+/// whether or not `tenant` exists.
+fn for_tenant<'a>(
+    ctx: &Context<'a>,
+    scope: Scope,
+    tenant: &str,
+) -> async_graphql::Result<&'a TokenRecord> {
+    let token = caller(ctx)?;
+    auth::require_for_tenant(token, scope, tenant).map_err(problem_error)?;
+    Ok(token)
+}
+
+/// Who is acting: a tenant's token may only give endpoints URLs.
+fn actor(token: &TokenRecord) -> Actor {
+    if token.tenant.is_some() {
+        Actor::Tenant
+    } else {
+        Actor::Operator
     }
 }
 
@@ -335,6 +371,55 @@ impl QueryRoot {
                 imports: plugin.manifest().host_functions.clone(),
             })
             .collect()
+    }
+
+    /// Tenants, by id. The operator's only.
+    #[graphql(
+        guard = "Needs(Scope::Read)",
+        complexity = "page_cost(limit, child_complexity)"
+    )]
+    async fn tenants(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "At most this many, 1 to 500 (default 50).")] limit: Option<i32>,
+        #[graphql(desc = "The `nextCursor` of the previous page.")] cursor: Option<String>,
+    ) -> async_graphql::Result<TenantPage> {
+        let (page, limit) = page(limit, cursor)?;
+        let mut rows = hub(ctx)
+            .tenancy
+            .tenants(&page)
+            .await
+            .map_err(tenancy_error)?;
+        let next_cursor = next_page(&mut rows, limit, |t| t.id.clone());
+        Ok(TenantPage {
+            items: rows.into_iter().map(Tenant::from).collect(),
+            next_cursor,
+        })
+    }
+
+    /// One tenant by id, or null when there is none.
+    async fn tenant(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<Option<Tenant>> {
+        for_tenant(ctx, Scope::Read, &id)?;
+        match hub(ctx).tenancy.tenant(&id).await {
+            Ok(tenant) => Ok(Some(tenant.into())),
+            Err(TenancyError::NotFound(_)) => Ok(None),
+            Err(error) => Err(tenancy_error(error)),
+        }
+    }
+
+    /// One endpoint of a tenant, or null when the tenant has none with that id.
+    async fn endpoint(
+        &self,
+        ctx: &Context<'_>,
+        tenant: String,
+        id: String,
+    ) -> async_graphql::Result<Option<TenantEndpoint>> {
+        for_tenant(ctx, Scope::Read, &tenant)?;
+        match hub(ctx).tenancy.endpoint(&tenant, &id).await {
+            Ok(row) => Ok(Some(row.into())),
+            Err(TenancyError::NotFound(_)) => Ok(None),
+            Err(error) => Err(tenancy_error(error)),
+        }
     }
 }
 
@@ -543,6 +628,261 @@ pub struct Plugin {
     imports: Vec<String>,
 }
 
+#[derive(SimpleObject)]
+pub struct TenantPage {
+    items: Vec<Tenant>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// A tenant (an "application"): one of the operator's customers, with its own endpoints.
+pub struct Tenant {
+    inner: store::Tenant,
+}
+
+impl From<store::Tenant> for Tenant {
+    fn from(inner: store::Tenant) -> Self {
+        Tenant { inner }
+    }
+}
+
+#[Object]
+impl Tenant {
+    async fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    async fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// When it was created (RFC 3339).
+    async fn created_at(&self) -> String {
+        rfc3339(self.inner.created_at)
+    }
+
+    /// Its endpoints, by id. Each tenant's are a read of the store, so the field costs
+    /// more.
+    #[graphql(complexity = "10 + page_cost(limit, child_complexity)")]
+    async fn endpoints(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "At most this many, 1 to 500 (default 50).")] limit: Option<i32>,
+        #[graphql(desc = "The `nextCursor` of the previous page.")] cursor: Option<String>,
+    ) -> async_graphql::Result<EndpointPage> {
+        let (page, limit) = page(limit, cursor)?;
+        let mut rows = hub(ctx)
+            .tenancy
+            .endpoints(&self.inner.id, &page)
+            .await
+            .map_err(tenancy_error)?;
+        let next_cursor = next_page(&mut rows, limit, |e| e.id.clone());
+        Ok(EndpointPage {
+            items: rows.into_iter().map(TenantEndpoint::from).collect(),
+            next_cursor,
+        })
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct EndpointPage {
+    items: Vec<TenantEndpoint>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// Where a tenant's notifications are delivered, and how. Its signing secret is never
+/// here: it is shown once, when the endpoint is created or its secret rotated.
+pub struct TenantEndpoint {
+    inner: EndpointRow,
+}
+
+impl From<EndpointRow> for TenantEndpoint {
+    fn from(inner: EndpointRow) -> Self {
+        TenantEndpoint { inner }
+    }
+}
+
+#[Object(name = "Endpoint")]
+impl TenantEndpoint {
+    async fn id(&self) -> &str {
+        &self.inner.id
+    }
+
+    async fn tenant_id(&self) -> &str {
+        &self.inner.tenant_id
+    }
+
+    async fn description(&self) -> &str {
+        &self.inner.description
+    }
+
+    /// The URL, for a webhook endpoint.
+    async fn url(&self) -> Option<&str> {
+        self.inner.url.as_deref()
+    }
+
+    /// The channel plugin that delivers (`webhook` for a URL).
+    async fn plugin(&self) -> &str {
+        &self.inner.plugin
+    }
+
+    /// The plugin's config, as a JSON object.
+    async fn config(&self) -> async_graphql::Json<Value> {
+        async_graphql::Json(self.inner.config.clone())
+    }
+
+    /// The hosts the plugin may reach.
+    async fn allowed_hosts(&self) -> &[String] {
+        &self.inner.allowed_hosts
+    }
+
+    /// Kind globs it takes; empty takes every kind.
+    async fn kinds(&self) -> &[String] {
+        &self.inner.kinds
+    }
+
+    /// Attribute filters, as a JSON object of accepted values by attribute name.
+    async fn attributes(&self) -> async_graphql::Json<&BTreeMap<String, Vec<String>>> {
+        async_graphql::Json(&self.inner.attributes)
+    }
+
+    /// The transforms run before delivery, in order.
+    async fn transforms(&self) -> &[String] {
+        &self.inner.transforms
+    }
+
+    async fn rate_limit(&self) -> Option<&str> {
+        self.inner.rate_limit.as_deref()
+    }
+
+    /// The delays before each retry; null: the default schedule.
+    async fn retry_schedule(&self) -> Option<&[String]> {
+        self.inner.retry_schedule.as_deref()
+    }
+
+    /// Whether it receives anything.
+    async fn enabled(&self) -> bool {
+        self.inner.enabled
+    }
+
+    /// Why it was disabled, when the hub disabled it.
+    async fn disabled_reason(&self) -> Option<&str> {
+        self.inner.disabled_reason.as_deref()
+    }
+
+    /// Since when every attempt has failed (RFC 3339); null while it delivers.
+    async fn failing_since(&self) -> Option<String> {
+        self.inner.failing_since.map(rfc3339)
+    }
+
+    /// Until when the rotated-out secret is still sent (RFC 3339).
+    async fn previous_secret_valid_until(&self) -> Option<String> {
+        self.inner.previous_secret_until.map(rfc3339)
+    }
+
+    /// When it was created (RFC 3339).
+    async fn created_at(&self) -> String {
+        rfc3339(self.inner.created_at)
+    }
+
+    /// When its settings last changed (RFC 3339).
+    async fn updated_at(&self) -> String {
+        rfc3339(self.inner.updated_at)
+    }
+
+    /// Its deliveries, newest first. Each endpoint's are a read of the store, so the field
+    /// costs more.
+    #[graphql(complexity = "10 + page_cost(limit, child_complexity)")]
+    async fn deliveries(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(desc = "Only deliveries in this state.")] state: Option<DeliveryState>,
+        #[graphql(desc = "At most this many, 1 to 500 (default 50).")] limit: Option<i32>,
+        #[graphql(desc = "The `nextCursor` of the previous page.")] cursor: Option<String>,
+    ) -> async_graphql::Result<EndpointDeliveryPage> {
+        let limit = page_limit(limit.map(i64::from)).map_err(invalid_field)?;
+        let mut rows = hub(ctx)
+            .store
+            .endpoint_deliveries(
+                &endpoints::channel_name(&self.inner.id),
+                cursor.as_deref(),
+                state.map(DeliveryState::as_str),
+                limit + 1,
+            )
+            .await
+            .map_err(store_error)?;
+        let next_cursor = next_page(&mut rows, limit, |d| d.id.clone());
+        Ok(EndpointDeliveryPage {
+            items: rows.into_iter().map(EndpointDelivery::from).collect(),
+            next_cursor,
+        })
+    }
+}
+
+#[derive(SimpleObject)]
+pub struct EndpointDeliveryPage {
+    items: Vec<EndpointDelivery>,
+    /// Pass as `cursor` for the next page; null on the last page.
+    next_cursor: Option<String>,
+}
+
+/// One delivery to an endpoint.
+#[derive(SimpleObject)]
+pub struct EndpointDelivery {
+    id: String,
+    notification_id: String,
+    kind: String,
+    state: DeliveryState,
+    attempts: u32,
+    /// When the next attempt is due (RFC 3339), while pending.
+    next_attempt_at: Option<String>,
+    last_error: Option<String>,
+    created_at: String,
+    updated_at: String,
+}
+
+impl From<store::EndpointDelivery> for EndpointDelivery {
+    fn from(d: store::EndpointDelivery) -> Self {
+        EndpointDelivery {
+            next_attempt_at: (d.state == "pending").then(|| rfc3339(d.next_at)),
+            state: DeliveryState::parse(&d.state),
+            id: d.id,
+            notification_id: d.notification_id,
+            kind: d.kind,
+            attempts: d.attempts.clamp(0, i64::from(u32::MAX)) as u32,
+            last_error: d.last_error,
+            created_at: rfc3339(d.created_at),
+            updated_at: rfc3339(d.updated_at),
+        }
+    }
+}
+
+/// A new endpoint and its signing secret.
+#[derive(SimpleObject)]
+pub struct NewEndpoint {
+    endpoint: TenantEndpoint,
+    /// The endpoint's signing secret (`whsec_…`). It is shown only now; rotate it to get a
+    /// new one.
+    secret: String,
+}
+
+/// An endpoint's new signing secret.
+#[derive(SimpleObject)]
+pub struct RotatedSecret {
+    /// The new signing secret, shown only now.
+    secret: String,
+    /// Until when the old one is still sent beside it (RFC 3339); null when it is not.
+    previous_secret_valid_until: Option<String>,
+}
+
+/// What recovering an endpoint did.
+#[derive(SimpleObject)]
+pub struct RecoveredDeliveries {
+    /// How many dead deliveries went back to the endpoint's queue.
+    recovered: u64,
+}
+
 // ---- Mutation ---------------------------------------------------------------------------
 
 pub struct MutationRoot;
@@ -596,14 +936,20 @@ impl MutationRoot {
     /// Send one notification. It goes through the `graphql` adapter plugin and returns
     /// once it is durable. A rejection is an error whose `extensions` carry the adapter's
     /// `code`, the `field` at fault and the HTTP `status` the REST API would give.
-    #[graphql(guard = "Needs(Scope::Send)")]
     async fn send_notification(
         &self,
         ctx: &Context<'_>,
         input: NotificationInput,
+        #[graphql(
+            desc = "Send it for this tenant: it also goes to the tenant's matching endpoints. A token confined to a tenant must name its own."
+        )]
+        tenant: Option<String>,
     ) -> async_graphql::Result<AcceptedNotification> {
         let variables = Value::Object(Map::from_iter([("input".into(), input.to_adapter_json())]));
-        let mut accepted = send(ctx, variables, |_| "input.idempotencyKey".into()).await?;
+        let mut accepted = send(ctx, tenant.as_deref(), variables, |_| {
+            "input.idempotencyKey".into()
+        })
+        .await?;
         // The adapter makes exactly one draft of `input`; anything else is its bug.
         match (accepted.pop(), accepted.is_empty()) {
             (Some(item), true) => Ok(item),
@@ -614,33 +960,289 @@ impl MutationRoot {
     }
 
     /// Send several notifications at once (at most 1000), all or nothing.
-    #[graphql(guard = "Needs(Scope::Send)")]
     async fn send_notifications(
         &self,
         ctx: &Context<'_>,
         inputs: Vec<NotificationInput>,
+        #[graphql(
+            desc = "Send them for this tenant: they also go to the tenant's matching endpoints. A token confined to a tenant must name its own."
+        )]
+        tenant: Option<String>,
     ) -> async_graphql::Result<Vec<AcceptedNotification>> {
         let inputs = inputs.iter().map(NotificationInput::to_adapter_json);
         let variables = Value::Object(Map::from_iter([(
             "inputs".into(),
             Value::Array(inputs.collect()),
         )]));
-        send(ctx, variables, |index| {
+        send(ctx, tenant.as_deref(), variables, |index| {
             format!("inputs[{index}].idempotencyKey")
         })
         .await
     }
+
+    /// Create a tenant. The operator's only.
+    #[graphql(guard = "Needs(Scope::Admin)")]
+    async fn create_tenant(
+        &self,
+        ctx: &Context<'_>,
+        #[graphql(
+            desc = "Your id for the tenant, such as your customer's id: 1 to 64 of letters, digits, `_`, `-` and `.`."
+        )]
+        id: String,
+        #[graphql(desc = "A name people recognise: 1 to 100 characters.")] name: String,
+    ) -> async_graphql::Result<Tenant> {
+        let tenant = hub(ctx)
+            .tenancy
+            .create_tenant(&id, &name)
+            .await
+            .map_err(tenancy_error)?;
+        Ok(tenant.into())
+    }
+
+    /// Rename a tenant. The operator's only.
+    #[graphql(guard = "Needs(Scope::Admin)")]
+    async fn rename_tenant(
+        &self,
+        ctx: &Context<'_>,
+        id: String,
+        #[graphql(desc = "The new name: 1 to 100 characters.")] name: String,
+    ) -> async_graphql::Result<Tenant> {
+        let tenant = hub(ctx)
+            .tenancy
+            .rename_tenant(&id, &name)
+            .await
+            .map_err(tenancy_error)?;
+        Ok(tenant.into())
+    }
+
+    /// Delete a tenant with its endpoints and their secrets; returns its id. Their pending
+    /// deliveries become dead letters; the record of past deliveries stays. The
+    /// operator's only.
+    #[graphql(guard = "Needs(Scope::Admin)")]
+    async fn delete_tenant(&self, ctx: &Context<'_>, id: String) -> async_graphql::Result<String> {
+        hub(ctx)
+            .tenancy
+            .delete_tenant(&id)
+            .await
+            .map_err(tenancy_error)?;
+        Ok(id)
+    }
+
+    /// Create an endpoint. The answer holds its signing secret, shown only now.
+    async fn create_endpoint(
+        &self,
+        ctx: &Context<'_>,
+        tenant: String,
+        input: EndpointInput,
+    ) -> async_graphql::Result<NewEndpoint> {
+        let token = for_tenant(ctx, Scope::Admin, &tenant)?;
+        let created = hub(ctx)
+            .tenancy
+            .create_endpoint(&tenant, input.into(), actor(token))
+            .await
+            .map_err(tenancy_error)?;
+        Ok(NewEndpoint {
+            endpoint: created.endpoint.into(),
+            secret: created.secret,
+        })
+    }
+
+    /// Replace an endpoint's settings: everything but its id, secret and history.
+    /// Enabling a disabled endpoint clears why it was disabled.
+    async fn update_endpoint(
+        &self,
+        ctx: &Context<'_>,
+        tenant: String,
+        id: String,
+        input: EndpointInput,
+    ) -> async_graphql::Result<TenantEndpoint> {
+        let token = for_tenant(ctx, Scope::Admin, &tenant)?;
+        let row = hub(ctx)
+            .tenancy
+            .update_endpoint(&tenant, &id, input.into(), actor(token))
+            .await
+            .map_err(tenancy_error)?;
+        Ok(row.into())
+    }
+
+    /// Delete an endpoint and its secrets; returns its id. Its pending deliveries become
+    /// dead letters.
+    async fn delete_endpoint(
+        &self,
+        ctx: &Context<'_>,
+        tenant: String,
+        id: String,
+    ) -> async_graphql::Result<String> {
+        for_tenant(ctx, Scope::Admin, &tenant)?;
+        hub(ctx)
+            .tenancy
+            .delete_endpoint(&tenant, &id)
+            .await
+            .map_err(tenancy_error)?;
+        Ok(id)
+    }
+
+    /// Give an endpoint a new signing secret, shown only now. During the grace both
+    /// secrets sign every delivery, so receivers can switch without losing one.
+    async fn rotate_endpoint_secret(
+        &self,
+        ctx: &Context<'_>,
+        tenant: String,
+        id: String,
+        #[graphql(
+            desc = "How long the old secret is still sent beside the new one (`24h`; at most `7d`; `0` ends it now). Default: 24h.",
+            validator(max_length = 32)
+        )]
+        grace: Option<String>,
+    ) -> async_graphql::Result<RotatedSecret> {
+        for_tenant(ctx, Scope::Admin, &tenant)?;
+        let grace = match grace.as_deref() {
+            None => tenancy::DEFAULT_GRACE,
+            Some(text) => crate::yaml::parse_duration(text)
+                .map_err(|_| invalid_argument("grace", "write a duration like 24h, 30m or 0"))?,
+        };
+        let (secret, until) = hub(ctx)
+            .tenancy
+            .rotate_secret(&tenant, &id, grace)
+            .await
+            .map_err(tenancy_error)?;
+        Ok(RotatedSecret {
+            secret,
+            previous_secret_valid_until: until.map(rfc3339),
+        })
+    }
+
+    /// Put every delivery to the endpoint that died at or after `since` back on its queue,
+    /// with a fresh retry schedule.
+    async fn recover_endpoint(
+        &self,
+        ctx: &Context<'_>,
+        tenant: String,
+        id: String,
+        #[graphql(desc = "A time (RFC 3339).", validator(max_length = 64))] since: String,
+    ) -> async_graphql::Result<RecoveredDeliveries> {
+        for_tenant(ctx, Scope::Admin, &tenant)?;
+        let since = parse_time(&since).map_err(|message| invalid_argument("since", message))?;
+        let recovered = hub(ctx)
+            .tenancy
+            .recover(&tenant, &id, since)
+            .await
+            .map_err(tenancy_error)?;
+        Ok(RecoveredDeliveries { recovered })
+    }
+
+    /// Send a test notification (kind `switchyard.endpoint.test`) to this endpoint only,
+    /// whatever its filters; it is delivered and recorded like any other.
+    async fn test_endpoint(
+        &self,
+        ctx: &Context<'_>,
+        tenant: String,
+        id: String,
+    ) -> async_graphql::Result<AcceptedNotification> {
+        for_tenant(ctx, Scope::Admin, &tenant)?;
+        let id = hub(ctx)
+            .send_endpoint_test(&tenant, &id)
+            .await
+            .map_err(tenancy_error)?;
+        Ok(AcceptedNotification {
+            id,
+            duplicate: false,
+        })
+    }
 }
 
-/// The mutation's path: the adapter, then accept, as the caller's token. `key_field` names
-/// the idempotency key of the `index`th notification, for a key reused.
+/// An endpoint as you write it. Give either `url` (a webhook, signed with Standard
+/// Webhooks) or `plugin` (any installed channel plugin, with `config` and `allowedHosts`;
+/// the operator's only).
+#[derive(InputObject)]
+pub struct EndpointInput {
+    /// What it is for: at most 1000 characters.
+    #[graphql(default, validator(max_length = 1000))]
+    description: String,
+    /// The http(s) URL notifications are POSTed to.
+    #[graphql(validator(max_length = 2048))]
+    url: Option<String>,
+    /// A channel plugin instead of a URL (the operator's only).
+    #[graphql(validator(max_length = 64))]
+    plugin: Option<String>,
+    /// The plugin's config, a JSON object of at most 16 KiB. With `url`: the webhook
+    /// plugin's other settings, such as `headers` and `timeout_ms`.
+    config: Option<async_graphql::Json<Map<String, Value>>>,
+    /// The hosts a `plugin` may reach. With `url`, the URL's host, always.
+    #[graphql(default, validator(max_items = 16))]
+    allowed_hosts: Vec<String>,
+    /// Kind globs it takes (`invoice.*`); empty takes every kind.
+    #[graphql(default, validator(max_items = 50))]
+    kinds: Vec<String>,
+    /// Attribute filters, as a JSON object of accepted values by attribute name
+    /// (`{"region": ["eu"]}`): a notification must have each named attribute with one of
+    /// the values.
+    attributes: Option<async_graphql::Json<BTreeMap<String, Vec<String>>>>,
+    /// Transforms to run before delivery: names under `transforms:` in the routes file, or
+    /// transform plugins.
+    #[graphql(default, validator(max_items = 16))]
+    transforms: Vec<String>,
+    /// At most this many deliveries per second, minute or hour (`50/s`).
+    #[graphql(validator(max_length = 32))]
+    rate_limit: Option<String>,
+    /// The delays before each retry (`["5s", "5m", "2h"]`); null: the default schedule.
+    #[graphql(validator(max_items = 20))]
+    retry_schedule: Option<Vec<String>>,
+    /// Whether it receives anything. Enabling a disabled endpoint clears why it was.
+    #[graphql(default = true)]
+    enabled: bool,
+}
+
+impl From<EndpointInput> for EndpointDraft {
+    fn from(input: EndpointInput) -> EndpointDraft {
+        EndpointDraft {
+            description: input.description,
+            url: input.url,
+            plugin: input.plugin,
+            config: input.config.map(|config| Value::Object(config.0)),
+            allowed_hosts: input.allowed_hosts,
+            kinds: input.kinds,
+            attributes: input.attributes.map(|a| a.0).unwrap_or_default(),
+            transforms: input.transforms,
+            rate_limit: input.rate_limit,
+            retry_schedule: input.retry_schedule,
+            enabled: input.enabled,
+        }
+    }
+}
+
+/// The mutation's path: the scope and tenant checks, the adapter, then accept, as the
+/// caller's token. `key_field` names the idempotency key of the `index`th notification,
+/// for a key reused.
 async fn send(
     ctx: &Context<'_>,
+    tenant: Option<&str>,
     variables: Value,
     key_field: fn(usize) -> String,
 ) -> async_graphql::Result<Vec<AcceptedNotification>> {
     let hub = hub(ctx);
-    let token = ctx.data::<TokenRecord>()?;
+    let token = match tenant {
+        Some(tenant) => {
+            let token = for_tenant(ctx, Scope::Send, tenant)?;
+            // Nothing is accepted for a tenant that does not exist.
+            if !hub
+                .tenancy
+                .tenant_exists(tenant)
+                .await
+                .map_err(tenancy_error)?
+            {
+                return Err(tenancy_error(TenancyError::NotFound(
+                    "no tenant has this id".into(),
+                )));
+            }
+            token
+        }
+        None => {
+            let token = caller(ctx)?;
+            auth::require(token, Scope::Send).map_err(problem_error)?;
+            token
+        }
+    };
     let request = runtime::Request {
         transport: Transport::Graphql,
         // What the contract says a GraphQL request carries.
@@ -656,7 +1258,7 @@ async fn send(
         .map_err(problem_error)?;
     match hub
         .acceptor
-        .accept(GRAPHQL_SOURCE, Some(&token.id), drafts, None)
+        .accept(GRAPHQL_SOURCE, Some(&token.id), tenant, drafts, None)
         .await
     {
         Ok(Accepted::Stored(items)) => Ok(items
@@ -1106,4 +1708,99 @@ fn bad_cursor(cursor: &str) -> async_graphql::Error {
         format!("cursor `{cursor}` is not one this API gave"),
         "invalid-field",
     )
+}
+
+/// A wrong argument of a field, named as GraphQL names it.
+fn invalid_argument(field: &str, message: impl std::fmt::Display) -> async_graphql::Error {
+    let mut problem = Problem::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        format!("{field}: {message}"),
+    )
+    .code("invalid-field");
+    problem.field = Some(field.to_owned());
+    problem_error(problem)
+}
+
+/// A page of a tenant listing: the store's page (one row more than asked for, which tells
+/// whether another follows) and the limit asked for.
+fn page(limit: Option<i32>, cursor: Option<String>) -> async_graphql::Result<(Page, u32)> {
+    let limit = page_limit(limit.map(i64::from)).map_err(invalid_field)?;
+    Ok((
+        Page {
+            after: cursor,
+            limit: limit + 1,
+        },
+        limit,
+    ))
+}
+
+/// A refusal of [`crate::tenancy`] as a GraphQL error, with the code and status the REST
+/// API gives it.
+fn tenancy_error(error: TenancyError) -> async_graphql::Error {
+    match error {
+        TenancyError::NotFound(detail) => {
+            problem_error(Problem::new(StatusCode::NOT_FOUND, detail).code("not-found"))
+        }
+        TenancyError::Invalid { field, message } => {
+            invalid_argument(&graphql_field(&field), message)
+        }
+        TenancyError::Conflict(detail) => {
+            problem_error(Problem::new(StatusCode::CONFLICT, detail).code("conflict"))
+        }
+        TenancyError::Store(error) => store_error(error),
+        TenancyError::Vault(error) => {
+            tracing::error!(%error, "vault error");
+            coded("the hub's secrets are unavailable; retry", "unavailable")
+        }
+        TenancyError::Unavailable => coded(TenancyError::Unavailable.to_string(), "unavailable"),
+    }
+}
+
+/// A field [`crate::tenancy`] names (`allowed_hosts`) as this schema does: camel case, and
+/// under `input` when it is one of [`EndpointInput`]'s.
+fn graphql_field(field: &str) -> String {
+    let mut camel = String::with_capacity(field.len());
+    let mut upper = false;
+    for c in field.chars() {
+        match c {
+            '_' => upper = true,
+            c if upper => {
+                camel.push(c.to_ascii_uppercase());
+                upper = false;
+            }
+            c => camel.push(c),
+        }
+    }
+    const ENDPOINT_FIELDS: &[&str] = &[
+        "description",
+        "url",
+        "plugin",
+        "config",
+        "allowedHosts",
+        "kinds",
+        "attributes",
+        "transforms",
+        "rateLimit",
+        "retrySchedule",
+        "enabled",
+    ];
+    if ENDPOINT_FIELDS.contains(&camel.as_str()) {
+        format!("input.{camel}")
+    } else {
+        camel
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenancy_fields_are_named_as_the_schema_names_them() {
+        assert_eq!(graphql_field("allowed_hosts"), "input.allowedHosts");
+        assert_eq!(graphql_field("url"), "input.url");
+        assert_eq!(graphql_field("retry_schedule"), "input.retrySchedule");
+        assert_eq!(graphql_field("grace"), "grace");
+        assert_eq!(graphql_field("id"), "id");
+    }
 }
