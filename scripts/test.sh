@@ -36,7 +36,7 @@ fi
 /usr/bin/chromium --version
 /usr/bin/chromedriver --version
 
-step "Python clients for the black-box tests (requests, websockets, gql)"
+step "Python clients for the black-box tests (requests, websockets, gql, standardwebhooks)"
 # The black-box tests drive the hub with widely used third-party clients, run from
 # tests/clients/ by this venv's python; they fail (never skip) without it. pip runs only
 # when a client is missing, so repeated runs stay offline and fast.
@@ -53,8 +53,13 @@ fi
 if ! "$venv/bin/python" -c 'import requests, websockets, gql.transport.websockets, gql.transport.requests' 2>/dev/null; then
   "$venv/bin/pip" install -q requests websockets 'gql[websockets,requests]'
 fi
+# tests/blackbox/endpoint_controls.rs verifies tenants' endpoint deliveries (both secrets
+# during a rotation's grace) with the Standard Webhooks reference library. Pinned, so a new
+# release cannot change what the test checks under it.
+"$venv/bin/pip" show standardwebhooks 2>/dev/null | grep -qx 'Version: 1.3.0' \
+  || "$venv/bin/pip" install -q standardwebhooks==1.3.0
 export SWITCHYARD_TEST_PYTHON="$venv/bin/python"
-"$SWITCHYARD_TEST_PYTHON" -c 'import requests, websockets, gql; print("requests", requests.__version__, "websockets", websockets.__version__, "gql", gql.__version__)'
+"$SWITCHYARD_TEST_PYTHON" -c 'import requests, websockets, gql, standardwebhooks; print("requests", requests.__version__, "websockets", websockets.__version__, "gql", gql.__version__, "standardwebhooks", standardwebhooks.__version__)'
 
 step "nginx for the reverse-proxy test (Debian nginx)"
 # tests/blackbox/nginx.rs runs /usr/sbin/nginx, configured by deploy/nginx/, in front of two

@@ -278,15 +278,10 @@ fn client_routes(good: &str, doomed: &str) -> String {
     )
 }
 
-/// A client generated from the served spec by openapi-python-client, unmodified, used by
-/// `tests/clients/generated_client.py`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn a_generated_python_client_does_the_everyday_work() {
-    let good = Receiver::start().await;
-    let doomed = Receiver::start().await;
-    doomed.otherwise(Reply::status(500));
-    let hub = Hub::started(&client_routes(&good.url("/ok"), &doomed.url("/doomed"))).await;
-
+/// Generates a Python client from the spec `hub` serves with openapi-python-client, as a
+/// package named `switchyard_client` in the hub's data dir; returns the package's dir,
+/// whose parent goes on `PYTHONPATH`. Panics if the generator fails or warns.
+pub(crate) async fn generate_python_client(hub: &Hub) -> PathBuf {
     // The package's name is its directory's.
     let out = hub.dir().join("switchyard_client");
     let contract = Path::new(env!("CARGO_MANIFEST_DIR")).join("../tests/contract");
@@ -315,6 +310,19 @@ async fn a_generated_python_client_does_the_everyday_work() {
         !printed.to_lowercase().contains("warning"),
         "openapi-python-client warned about the spec:\n{printed}"
     );
+    out
+}
+
+/// A client generated from the served spec by openapi-python-client, unmodified, used by
+/// `tests/clients/generated_client.py`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_generated_python_client_does_the_everyday_work() {
+    let good = Receiver::start().await;
+    let doomed = Receiver::start().await;
+    doomed.otherwise(Reply::status(500));
+    let hub = Hub::started(&client_routes(&good.url("/ok"), &doomed.url("/doomed"))).await;
+
+    let out = generate_python_client(&hub).await;
 
     let mut client =
         crate::support::client_command("generated_client.py", &[&hub.url(""), &hub.token]);
