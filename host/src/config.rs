@@ -40,6 +40,15 @@
 //!   max_adapter_bytes: 67108864   # the largest component of each world the runtime
 //!   max_channel_bytes: 67108864   # loads. Python and JavaScript components carry their
 //!   max_transform_bytes: 67108864 # interpreter, so the caps fit them
+//! endpoints:                  # tenants' endpoints (see the README's Tenants and endpoints)
+//!   breaker_failures: 5        # failed attempts in a row that open an endpoint's breaker
+//!   breaker_cooldown: 30s      # open this long, then one probe; doubles per failed probe
+//!   breaker_max_cooldown: 10m
+//!   disable_after: 5d          # failing this long without a success disables an endpoint
+//! portal:                      # the customer portal (/portal)
+//!   link_ttl: 10m              # a portal link must be opened within this
+//!   session_ttl: 1h            # a portal session lasts this long
+//!   frame_ancestors: []        # origins that may embed the portal in an iframe; none: no one
 //! ws:
 //!   allowed_origins: []        # browser origins allowed to open /ws; default: public_url's
 //!   max_frame_bytes: 65536     # a bigger frame closes the connection with 1009
@@ -150,6 +159,10 @@ pub struct Config {
     pub admin: AdminConfig,
     /// The WebSocket front door.
     pub ws: WsConfig,
+    /// Tenants' endpoints: the circuit breaker and auto-disable.
+    pub endpoints: crate::delivery::ControlSettings,
+    /// The customer portal.
+    pub portal: PortalConfig,
     /// The parts of the flow this process runs.
     pub roles: Roles,
     /// The stream of accepted notifications.
@@ -321,6 +334,17 @@ pub struct GraphqlConfig {
     pub max_complexity: usize,
 }
 
+/// The `portal` section: the customer portal's links, sessions and embedding.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PortalConfig {
+    /// How long a portal link may wait before it is opened.
+    pub link_ttl: Duration,
+    /// How long a portal session lasts (it is not extended).
+    pub session_ttl: Duration,
+    /// The origins (`https://app.example.com`) allowed to frame the portal; empty: none.
+    pub frame_ancestors: Vec<String>,
+}
+
 /// The `api` section.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ApiConfig {
@@ -400,6 +424,12 @@ impl Default for Config {
                 allow_loopback: false,
                 max_upload_bytes: 64 * 1024 * 1024,
                 max_component_bytes: crate::runtime::SizeCaps::default(),
+            },
+            endpoints: crate::delivery::ControlSettings::default(),
+            portal: PortalConfig {
+                link_ttl: Duration::from_secs(10 * 60),
+                session_ttl: Duration::from_secs(3600),
+                frame_ancestors: Vec::new(),
             },
             ws: WsConfig {
                 allowed_origins: Vec::new(),
@@ -881,6 +911,55 @@ const SETTINGS: &[Setting] = &[
         key: "plugins.max_transform_bytes",
         apply: |c, n| {
             c.plugins.max_component_bytes.transform = integer(n, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "endpoints.breaker_failures",
+        apply: |c, n| {
+            c.endpoints.breaker_failures = integer(n, 1)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "endpoints.breaker_cooldown",
+        apply: |c, n| {
+            c.endpoints.breaker_cooldown = duration(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "endpoints.breaker_max_cooldown",
+        apply: |c, n| {
+            c.endpoints.breaker_max_cooldown = duration(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "endpoints.disable_after",
+        apply: |c, n| {
+            c.endpoints.disable_after = duration(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "portal.link_ttl",
+        apply: |c, n| {
+            c.portal.link_ttl = duration(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "portal.session_ttl",
+        apply: |c, n| {
+            c.portal.session_ttl = duration(n)?;
+            Ok(())
+        },
+    },
+    Setting {
+        key: "portal.frame_ancestors",
+        apply: |c, n| {
+            c.portal.frame_ancestors = string_list(n)?;
             Ok(())
         },
     },

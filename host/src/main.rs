@@ -125,6 +125,10 @@ enum TokenCommand {
         /// replays; includes `read`). Repeat for several. Default: send and read.
         #[arg(long = "scope", value_name = "SCOPE")]
         scopes: Vec<Scope>,
+        /// Confine the token to this tenant: it reaches only that tenant's endpoints,
+        /// deliveries and sends.
+        #[arg(long, value_name = "TENANT")]
+        tenant: Option<String>,
         #[command(flatten)]
         config: ConfigArg,
     },
@@ -306,13 +310,20 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(TokenCommand::Create {
             name,
             scopes,
+            tenant,
             config,
         }) => {
             let config = config.load()?;
             tokio.block_on(async {
                 let store = Store::open(&config.store_url()).await?;
+                if let Some(tenant) = &tenant
+                    && store.tenant(tenant).await?.is_none()
+                {
+                    store.close().await;
+                    anyhow::bail!("no tenant has id `{tenant}`");
+                }
                 let token = store
-                    .create_token(&name, Scopes::or_default(scopes))
+                    .create_token(&name, Scopes::or_default(scopes), tenant.as_deref())
                     .await?;
                 store.close().await;
                 eprintln!(

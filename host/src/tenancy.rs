@@ -158,7 +158,7 @@ impl Tenancy {
         if !endpoints::is_valid_tenant_id(id) {
             return Err(invalid(
                 "id",
-                "a tenant id is 1 to 64 of letters, digits, `_`, `-` and `.`",
+                "a tenant id is 1 to 64 of letters, digits, `_`, `-` and `.`, starting with a letter or a digit",
             ));
         }
         let name = check_name(name)?;
@@ -297,7 +297,13 @@ impl Tenancy {
 
     /// A new signing secret, returned this once. The old one is still sent beside it for
     /// `grace` (zero: not at all), so receivers can switch without losing a delivery.
-    pub async fn rotate_secret(&self, tenant: &str, id: &str, grace: Duration) -> Result<String> {
+    /// Returns the new secret and until when the old one is still sent, if it is.
+    pub async fn rotate_secret(
+        &self,
+        tenant: &str,
+        id: &str,
+        grace: Duration,
+    ) -> Result<(String, Option<i64>)> {
         if grace > MAX_GRACE {
             return Err(invalid(
                 "grace",
@@ -311,12 +317,14 @@ impl Tenancy {
         let channel = endpoints::channel_name(id);
         let secret = generate_secret();
         let old = self.vault.get(&channel, SIGNING_KEY).await?;
+        let mut previous_until = None;
         if let (Some(old), false) = (old, grace.is_zero()) {
             self.vault.set(&channel, PREVIOUS_SIGNING_KEY, &old).await?;
             let until = store::now_ms() + grace.as_millis() as i64;
             self.store
                 .set_previous_secret_until(id, Some(until), false)
                 .await?;
+            previous_until = Some(until);
         } else {
             self.vault.remove(&channel, PREVIOUS_SIGNING_KEY).await?;
             self.store
@@ -325,7 +333,7 @@ impl Tenancy {
         }
         self.vault.set(&channel, SIGNING_KEY, &secret).await?;
         self.sync().await;
-        Ok(secret)
+        Ok((secret, previous_until))
     }
 
     /// Destroys endpoint `id`'s rotated-out secret once its grace has ended.

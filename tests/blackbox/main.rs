@@ -6,6 +6,7 @@
 
 mod admin;
 mod admin_limits;
+mod admin_tenants;
 mod bad_input;
 mod brokers;
 mod browser;
@@ -15,6 +16,7 @@ mod crash;
 mod delivery;
 mod deploy;
 mod disk_full;
+mod endpoint_controls;
 mod graphql;
 mod hooks;
 mod idempotency;
@@ -23,6 +25,7 @@ mod lost_database;
 mod nginx;
 mod ops;
 mod polyglot;
+mod portal;
 mod reload;
 mod retries;
 mod scopes;
@@ -30,6 +33,9 @@ mod secrets;
 mod support;
 #[path = "../shared/tansu.rs"]
 mod tansu;
+mod tenants;
+mod tenants_graphql;
+mod tenants_scale;
 mod transform_attacks;
 mod transforms;
 mod ws;

@@ -118,7 +118,15 @@ impl Acceptor {
         let job = Job {
             batch: AcceptBatch {
                 request_key,
-                key_owner: store::notification_key_owner(token_id, source),
+                // A sender's keys are its own per tenant: the same key for two tenants is
+                // two notifications.
+                key_owner: match tenant {
+                    None => store::notification_key_owner(token_id, source),
+                    Some(tenant) => format!(
+                        "{}/tenant/{tenant}",
+                        store::notification_key_owner(token_id, source)
+                    ),
+                },
                 notifications,
             },
             reply,

@@ -11,6 +11,7 @@ pub mod openapi;
 mod problem;
 mod raw_json;
 pub mod rest;
+pub mod tenants;
 pub mod ws;
 
 pub use accept::{AcceptError, Acceptor};

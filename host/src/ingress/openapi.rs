@@ -38,10 +38,41 @@ const ERRORS: &[(&str, &[u16])] = &[
     ("validateRoutes", &[400, 401, 403, 413, 415, 422]),
     ("reloadRoutes", &[401, 403, 422]),
     ("listPlugins", &[401, 403]),
-    ("createToken", &[400, 401, 403, 413, 415, 422, 503]),
+    ("createToken", &[400, 401, 403, 404, 413, 415, 422, 503]),
     ("listTokens", &[401, 403]),
     ("revokeToken", &[401, 403, 404, 503]),
     ("receiveWebhook", &[400, 401, 404, 409, 413, 415, 422, 503]),
+    ("createTenant", &[400, 401, 403, 409, 413, 415, 422, 503]),
+    ("listTenants", &[400, 401, 403, 503]),
+    ("getTenant", &[401, 403, 404, 503]),
+    ("renameTenant", &[400, 401, 403, 404, 413, 415, 422, 503]),
+    ("deleteTenant", &[401, 403, 404, 503]),
+    (
+        "sendTenantNotification",
+        &[400, 401, 403, 404, 409, 413, 415, 422, 503],
+    ),
+    (
+        "sendTenantNotificationBatch",
+        &[400, 401, 403, 404, 409, 413, 415, 422, 503],
+    ),
+    (
+        "createEndpoint",
+        &[400, 401, 403, 404, 409, 413, 415, 422, 503],
+    ),
+    ("listEndpoints", &[400, 401, 403, 404, 503]),
+    ("getEndpoint", &[401, 403, 404, 503]),
+    ("updateEndpoint", &[400, 401, 403, 404, 413, 415, 422, 503]),
+    ("deleteEndpoint", &[401, 403, 404, 503]),
+    (
+        "rotateEndpointSecret",
+        &[400, 401, 403, 404, 413, 415, 422, 503],
+    ),
+    ("recoverEndpoint", &[400, 401, 403, 404, 413, 415, 422, 503]),
+    ("testEndpoint", &[401, 403, 404, 409, 503]),
+    ("listEndpointDeliveries", &[400, 401, 403, 404, 503]),
+    ("getEndpointDelivery", &[401, 403, 404, 503]),
+    ("replayEndpointDelivery", &[401, 403, 404, 409, 503]),
+    ("createPortalLink", &[401, 403, 404, 503]),
     ("getCsrfToken", &[]),
     ("signIn", &[400, 401, 403, 413, 415, 422, 429, 503]),
     ("getSession", &[401]),
@@ -67,7 +98,7 @@ fn error_description(status: u16) -> &'static str {
             "Not authenticated: the API token, the session or the webhook's signature is missing or not valid."
         }
         403 => {
-            "Not allowed: the API token lacks the scope this needs (`insufficient-scope`), or a session's request lacks its CSRF token (`csrf`)."
+            "Not allowed: the API token lacks the scope this needs (`insufficient-scope`) or is confined to another tenant (`wrong-tenant`), or a session's request lacks its CSRF token (`csrf`)."
         }
         404 => "No such resource.",
         409 => {
@@ -94,6 +125,9 @@ const SCOPED_SCHEMES: &[(&str, &str)] = &[
     ("SendToken", "send"),
     ("ReadToken", "read"),
     ("AdminToken", "admin"),
+    ("TenantSendToken", "send"),
+    ("TenantReadToken", "read"),
+    ("TenantAdminToken", "admin"),
 ];
 const TOKEN_SCHEME: &str = "apiToken";
 

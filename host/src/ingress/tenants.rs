@@ -167,8 +167,12 @@ const EXAMPLE_ENDPOINT_ID: &str = "019ae0d2-7a10-7c3b-8e21-4b5c6d7e8f90";
 #[serde(deny_unknown_fields)]
 struct TenantIn {
     /// Your id for the tenant, such as your customer's id: 1 to 64 of letters, digits,
-    /// `_`, `-` and `.`.
-    #[oai(validator(min_length = 1, max_length = 64, pattern = r"^[A-Za-z0-9_.-]+$"))]
+    /// `_`, `-` and `.`, starting with a letter or a digit.
+    #[oai(validator(
+        min_length = 1,
+        max_length = 64,
+        pattern = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+    ))]
     id: String,
     /// A name people recognise: 1 to 100 characters.
     #[oai(validator(min_length = 1, max_length = 100, pattern = r"\S"))]
@@ -997,18 +1001,15 @@ impl Api {
             .0
             .grace_seconds
             .map_or(tenancy::DEFAULT_GRACE, |s| Duration::from_secs(s.into()));
-        let secret = self
+        let (secret, until) = self
             .hub
             .tenancy
             .rotate_secret(&tenant.0, &endpoint.0, grace)
             .await
             .map_err(tenancy_problem)?;
-        let until = (!grace.is_zero())
-            .then(|| store::now_ms() + grace.as_millis() as i64)
-            .map(rfc3339);
         Ok(Json(RotateOut {
             secret,
-            previous_secret_valid_until: until,
+            previous_secret_valid_until: until.map(rfc3339),
         }))
     }
 

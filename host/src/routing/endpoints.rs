@@ -46,11 +46,12 @@ pub fn endpoint_id(channel: &str) -> Option<&str> {
     channel.strip_prefix(CHANNEL_PREFIX)
 }
 
-/// A tenant id: 1 to 64 of letters, digits, `_`, `-` and `.`, so an operator can use their
-/// own customer ids.
+/// A tenant id: 1 to 64 of letters, digits, `_`, `-` and `.`, starting with a letter or a
+/// digit, so an operator can use their own customer ids (and `.` or `..`, which clients
+/// resolve away in URL paths, are not ids).
 pub fn is_valid_tenant_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
+    id.len() <= 64
+        && id.starts_with(|c: char| c.is_ascii_alphanumeric())
         && id
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
@@ -503,6 +504,8 @@ mod tests {
         assert!(!is_valid_tenant_id(""));
         assert!(!is_valid_tenant_id("a/b"));
         assert!(!is_valid_tenant_id(&"a".repeat(65)));
+        assert!(!is_valid_tenant_id(".."));
+        assert!(!is_valid_tenant_id("-a"));
         assert_eq!(endpoint_id("endpoint:x"), Some("x"));
         assert_eq!(endpoint_id("ops"), None);
     }

@@ -301,6 +301,7 @@ impl Store {
     /// it was disabled and its failure streak. False when there is no such live endpoint.
     pub async fn update_endpoint(&self, endpoint: &EndpointRow) -> Result<bool> {
         on_writer!(self, "update_endpoint", Nothing, |pool, Db, dialect| {
+            let mut tx = pool.begin().await?;
             let done = sqlx::query(
                 "UPDATE endpoints SET description = $1, url = $2, plugin = $3, config = $4, \
                  allowed_hosts = $5, kinds = $6, attributes = $7, transforms = $8, \
@@ -324,9 +325,26 @@ impl Store {
             .bind(now_ms())
             .bind(&endpoint.id)
             .bind(&endpoint.tenant_id)
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
-            Ok(done.rows_affected() == 1)
+            if done.rows_affected() == 0 {
+                return Ok(false);
+            }
+            if endpoint.enabled {
+                // Deliveries held back while it was disabled are due again now, not when
+                // their hold would have ended.
+                sqlx::query(
+                    "UPDATE deliveries SET next_at = $1 WHERE channel LIKE 'endpoint:%' \
+                     AND channel = $2 AND state = 'pending' AND lease_owner IS NULL \
+                     AND next_at > $1",
+                )
+                .bind(now_ms())
+                .bind(format!("endpoint:{}", endpoint.id))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(true)
         })
     }
 
