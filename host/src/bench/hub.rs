@@ -235,14 +235,25 @@ pub fn log_tail(path: &Path, lines: usize) -> String {
 /// Peak resident set size (VmHWM) of a process in bytes, from `/proc`; `None` where there
 /// is no `/proc`.
 pub fn peak_rss(pid: Option<u32>) -> Option<u64> {
+    status_kib(pid, "VmHWM:")
+}
+
+/// Resident set size now (VmRSS) of process `pid` in bytes; `None` where there is no
+/// `/proc`.
+pub fn rss(pid: u32) -> Option<u64> {
+    status_kib(Some(pid), "VmRSS:")
+}
+
+/// A `... kB` field of a process's `/proc/.../status`, in bytes.
+fn status_kib(pid: Option<u32>, field: &str) -> Option<u64> {
     let path = match pid {
         Some(pid) => format!("/proc/{pid}/status"),
         None => "/proc/self/status".to_owned(),
     };
     let status = std::fs::read_to_string(path).ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let line = status.lines().find(|l| l.starts_with(field))?;
     let kib: u64 = line
-        .trim_start_matches("VmHWM:")
+        .trim_start_matches(field)
         .trim()
         .trim_end_matches("kB")
         .trim()
@@ -331,6 +342,7 @@ mod tests {
             return;
         }
         assert!(peak_rss(None).unwrap() > 0);
+        assert!(rss(std::process::id()).unwrap() > 0);
         assert!(cpu_time(None).is_some());
         assert!(machine_busy().is_some());
         let threads = thread_cpu(std::process::id());

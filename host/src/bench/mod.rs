@@ -34,12 +34,22 @@
 //!   machine's cores, so this says whose work the time went to.
 //! - **peak RSS** (VmHWM) of the hub, read just before it is stopped, and of the bench.
 //!
+//! # Tenants
+//!
+//! With `--tenants N` every batch is sent for one tenant, picked at random, through
+//! `/api/v1/tenants/{tenant}/notifications/batch`, and goes to that tenant's matching
+//! endpoints rather than to the YAML channel. The tenants and their endpoints
+//! (`--endpoints-per-tenant`, in the shape of [`tenants::SHAPE`]) are written into the
+//! hub's store before it starts; see [`tenants`]. The report then also says when the
+//! router had routed everything (its stream position, read from the store).
+//!
 //! A batch answered `503`, `429`, `408`, `502` or `504`, or lost to a connection error, is
 //! sent again after a back-off with the same `Idempotency-Key`, so a retry never creates
 //! a second notification; retries are counted.
 
 mod hub;
 pub mod receiver;
+pub mod tenants;
 pub mod ws;
 
 use std::fmt::Write as _;
@@ -60,6 +70,8 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 use tokio::task::JoinSet;
 
+use crate::routing::endpoints;
+use crate::store::Store;
 use hub::HubProcess;
 use receiver::{Ledger, Receiver, Tally};
 
@@ -130,6 +142,26 @@ pub struct BenchArgs {
     /// nothing else being in it.
     #[arg(long, value_name = "URL")]
     pub store: Option<String>,
+    /// Send every batch for one of this many tenants (picked at random per batch), whose
+    /// endpoints are seeded into the hub's store before it starts (see
+    /// `--endpoints-per-tenant`). Without it, notifications go to the YAML channel only.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub tenants: Option<u32>,
+    /// Endpoints per tenant with `--tenants`, following the bench's shape of ten (kind
+    /// globs and attribute filters; two of each ten take the bench's notifications).
+    #[arg(long, value_name = "M", default_value_t = 10, requires = "tenants",
+          value_parser = clap::value_parser!(u32).range(2..=endpoints::MAX_ENDPOINTS_PER_TENANT as i64))]
+    pub endpoints_per_tenant: u32,
+}
+
+impl BenchArgs {
+    /// Deliveries each notification makes.
+    fn fanout(&self) -> u64 {
+        match self.tenants {
+            Some(_) => u64::from(tenants::fanout(self.endpoints_per_tenant)),
+            None => 1,
+        }
+    }
 }
 
 /// Runs the bench and prints its report. Fails if not every notification was delivered
@@ -154,7 +186,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
 async fn bench(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<()> {
     let mut key = [0u8; 32];
     rand::rng().fill_bytes(&mut key);
-    let ledger = Arc::new(Ledger::new(args.count, key.to_vec()));
+    let ledger = Arc::new(Ledger::with_fanout(args.count, args.fanout(), key.to_vec()));
     let receiver = Receiver::start(ledger.clone())
         .await
         .context("could not start the bench's receiver")?;
@@ -162,8 +194,44 @@ async fn bench(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<()> {
         &receiver.url(),
         &BASE64.encode(key),
         args.delivery_concurrency,
+        // With tenants, the YAML route takes none of the bench's notifications.
+        if args.tenants.is_some() {
+            "yaml.*"
+        } else {
+            "*"
+        },
     );
     std::fs::write(dir.join("routes.yaml"), routes).context("could not write routes.yaml")?;
+
+    let mut tenancy = None;
+    if let Some(count) = args.tenants {
+        let store_url = args
+            .store
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", dir.join("switchyard.db").display()));
+        eprintln!(
+            "Seeding {} tenants with {} endpoints each ...",
+            thousands(u64::from(count)),
+            args.endpoints_per_tenant
+        );
+        let (seeded, store) = tenants::seed(
+            &store_url,
+            &dir.join("master.key"),
+            count,
+            args.endpoints_per_tenant,
+            &receiver.url(),
+            &format!("whsec_{}", BASE64.encode(key)),
+        )
+        .await
+        .context("could not seed the tenants and endpoints")?;
+        eprintln!(
+            "Seeded {} endpoints: rows in {:.1} s, secrets in {:.1} s",
+            thousands(seeded.endpoints),
+            seeded.rows.as_secs_f64(),
+            seeded.secrets.as_secs_f64()
+        );
+        tenancy = Some((seeded, store));
+    }
 
     let client = reqwest::Client::builder()
         // The hub is on loopback; a proxy from the environment must not be in the way.
@@ -172,13 +240,21 @@ async fn bench(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<()> {
         .timeout(Duration::from_secs(60))
         .build()?;
     eprintln!("Starting the hub in {} ...", dir.display());
+    let started = Instant::now();
     let mut hub = HubProcess::start(dir, args.store.as_deref(), &client).await?;
+    let hub_start = started.elapsed();
+    let hub_ready_rss = hub::rss(hub.pid());
 
-    let outcome = drive(args, &client, &mut hub, &ledger).await;
+    let store = tenancy.as_ref().map(|(_, store)| store);
+    let outcome = drive(args, &client, &mut hub, &ledger, store).await;
     let hub_peak_rss = hub::peak_rss(Some(hub.pid()));
     let log = hub.log.clone();
     let stopped = hub.stop().await;
     drop(receiver);
+    let (seeded, store) = tenancy.unzip();
+    if let Some(store) = store {
+        store.close().await;
+    }
     let outcome = outcome.with_context(|| format!("the hub's log is {}", log.display()))?;
 
     let report = Report {
@@ -193,6 +269,10 @@ async fn bench(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<()> {
         bench_peak_rss: hub::peak_rss(None),
         timed_out: outcome.timed_out,
         dead_letters: outcome.dead_letters,
+        routed_us: outcome.routed_us,
+        seeded,
+        hub_start,
+        hub_ready_rss,
     };
     println!("{report}");
     stopped?;
@@ -202,6 +282,9 @@ async fn bench(args: &BenchArgs, dir: &std::path::Path) -> anyhow::Result<()> {
 /// What the load phase leaves for the report.
 struct Outcome {
     load: Arc<Load>,
+    /// When the router's stream position reached the last notification, in the ledger's
+    /// µs (read only with `--tenants`).
+    routed_us: Option<u64>,
     timed_out: bool,
     dead_letters: Option<String>,
     hub_cpu: Option<Duration>,
@@ -242,6 +325,7 @@ async fn drive(
     client: &reqwest::Client,
     hub: &mut HubProcess,
     ledger: &Arc<Ledger>,
+    store: Option<&Store>,
 ) -> anyhow::Result<Outcome> {
     let load = Arc::new(Load::new(args, client.clone(), hub, ledger.clone()));
     let hub_cpu_before = hub::cpu_time(Some(hub.pid()));
@@ -259,16 +343,27 @@ async fn drive(
     let mut next_dead_letter_check = Instant::now() + DEAD_LETTER_CHECK_EVERY;
     let mut timed_out = false;
     let mut dead_letters = None;
+    let mut routed_us = None;
     loop {
         tokio::time::sleep(TICK).await;
         progress.show(&load, ledger);
+        // The embedded stream's positions are 1, 2, ... in a fresh store: the router has
+        // routed everything once its position is the count.
+        if let (Some(store), None) = (store, routed_us)
+            && store
+                .stream_position(crate::pipeline::router::CONSUMER)
+                .await
+                .is_ok_and(|position| position >= args.count as i64)
+        {
+            routed_us = Some(ledger.now_us());
+        }
         while let Some(joined) = senders.try_join_next() {
             if let Err(error) = joined.context("a sender task panicked")? {
                 progress.abandon();
                 return Err(error);
             }
         }
-        if ledger.delivered() >= args.count {
+        if ledger.delivered() >= ledger.expected() {
             break;
         }
         if let Err(error) = hub.check_running() {
@@ -299,14 +394,16 @@ async fn drive(
             .zip(machine_busy_before)
             .map(|(after, before)| after.saturating_sub(before)),
         hub_threads: cpu_by_thread_name(&hub_threads_before, &hub::thread_cpu(hub.pid())),
+        routed_us,
         load,
         timed_out,
         dead_letters,
     })
 }
 
-/// The routes file: every notification to one webhook channel pointed at the receiver.
-fn routes_yaml(url: &str, signing_key: &str, concurrency: u32) -> String {
+/// The routes file: every notification of a kind matching `kinds` to one webhook channel
+/// pointed at the receiver.
+fn routes_yaml(url: &str, signing_key: &str, concurrency: u32, kinds: &str) -> String {
     format!(
         r#"# Written by `switchyard bench`.
 channels:
@@ -319,7 +416,7 @@ channels:
     retry: {{ schedule: [1s, 2s, 5s] }}
 routes:
   - name: everything
-    match: {{ kind: "*" }}
+    match: {{ kind: "{kinds}" }}
     to: [bench]
 "#
     )
@@ -331,6 +428,8 @@ struct Load {
     /// The hub's base URL.
     url: String,
     batch_url: String,
+    /// With `--tenants`: how many; each batch goes to a random one's batch URL.
+    tenants: Option<u32>,
     authorization: String,
     ledger: Arc<Ledger>,
     count: u64,
@@ -386,6 +485,7 @@ impl Load {
             client,
             url: hub.url.clone(),
             batch_url: format!("{}/api/v1/notifications/batch", hub.url),
+            tenants: args.tenants,
             authorization: format!("Bearer {}", hub.token),
             ledger,
             count: args.count,
@@ -411,7 +511,16 @@ impl Load {
                 return Ok(());
             }
             let seqs = first..(first + self.batch).min(self.count);
-            let body = batch_body(seqs.clone(), self.payload_bytes);
+            let (url, attributes) = match self.tenants {
+                None => (None, None),
+                Some(count) => {
+                    let tenant =
+                        tenants::tenant_id(rand::Rng::random_range(&mut rand::rng(), 0..count));
+                    let url = format!("{}/api/v1/tenants/{tenant}/notifications/batch", self.url);
+                    (Some(url), Some(tenants::ATTRIBUTES_JSON))
+                }
+            };
+            let body = batch_body(seqs.clone(), self.payload_bytes, attributes);
             self.ledger.mark_sent(seqs.clone());
             let _ = self.first_send_us.compare_exchange(
                 0,
@@ -421,17 +530,18 @@ impl Load {
             );
             let n = seqs.end - seqs.start;
             self.sent.fetch_add(n, Ordering::Relaxed);
-            self.send_batch(index, body, n).await?;
+            let url = url.as_deref().unwrap_or(&self.batch_url);
+            self.send_batch(index, url, body, n).await?;
         }
     }
 
     /// Sends one batch until it is accepted, retrying what the hub or the network says is
     /// temporary.
-    async fn send_batch(&self, index: u64, body: Bytes, n: u64) -> anyhow::Result<()> {
+    async fn send_batch(&self, index: u64, url: &str, body: Bytes, n: u64) -> anyhow::Result<()> {
         let key = format!("bench-{}-{index}", self.run_id);
         let mut backoff = Duration::from_millis(50);
         for attempt in 1..=MAX_ATTEMPTS {
-            match self.attempt(&key, body.clone(), n).await? {
+            match self.attempt(url, &key, body.clone(), n).await? {
                 Attempt::Accepted => {
                     self.accepted.fetch_add(n, Ordering::Relaxed);
                     self.last_accept_us
@@ -452,10 +562,10 @@ impl Load {
         unreachable!("the last attempt returns or fails")
     }
 
-    async fn attempt(&self, key: &str, body: Bytes, n: u64) -> anyhow::Result<Attempt> {
+    async fn attempt(&self, url: &str, key: &str, body: Bytes, n: u64) -> anyhow::Result<Attempt> {
         let response = match self
             .client
-            .post(&self.batch_url)
+            .post(url)
             .header(AUTHORIZATION, &self.authorization)
             .header(CONTENT_TYPE, "application/json")
             .header("idempotency-key", key)
@@ -553,7 +663,7 @@ impl Snapshot {
 
 impl Progress {
     fn new(load: &Load, ledger: &Ledger, hub_pid: u32) -> Progress {
-        let bar = ProgressBar::new(load.count);
+        let bar = ProgressBar::new(ledger.expected());
         bar.set_style(
             ProgressStyle::with_template(
                 "{spinner} {elapsed_precise} [{wide_bar}] {human_pos}/{human_len} delivered \
@@ -648,6 +758,14 @@ struct Report<'a> {
     bench_peak_rss: Option<u64>,
     timed_out: bool,
     dead_letters: Option<String>,
+    /// With `--tenants`: when the router had routed every notification, in µs.
+    routed_us: Option<u64>,
+    /// With `--tenants`: what was seeded, and how long it took.
+    seeded: Option<tenants::Seeded>,
+    /// From starting the hub to its first `200` from `/readyz` (the token is made first).
+    hub_start: Duration,
+    /// The hub's resident memory once it was ready, before the load.
+    hub_ready_rss: Option<u64>,
 }
 
 impl Report<'_> {
@@ -658,7 +776,7 @@ impl Report<'_> {
     }
 
     fn complete(&self) -> bool {
-        self.tally.delivered >= self.args.count
+        self.tally.delivered >= self.args.count * self.args.fanout()
     }
 
     /// The run's pass or fail, after the report is printed.
@@ -668,9 +786,9 @@ impl Report<'_> {
         }
         if self.timed_out {
             bail!(
-                "only {} of {} notifications were delivered within {:?}",
+                "only {} of {} deliveries were made within {:?}",
                 thousands(self.tally.delivered),
-                thousands(self.args.count),
+                thousands(self.args.count * self.args.fanout()),
                 self.args.timeout
             );
         }
@@ -743,13 +861,48 @@ impl std::fmt::Display for Report<'_> {
                 .collect();
             writeln!(f, "  hub env           {}", env.join(" "))?;
         }
+        if let (Some(count), Some(seeded)) = (args.tenants, &self.seeded) {
+            writeln!(
+                f,
+                "  tenants           {} × {} endpoints = {}; {} per notification (shape: \
+                 bench::tenants::SHAPE); batches for random tenants",
+                thousands(u64::from(count)),
+                args.endpoints_per_tenant,
+                thousands(seeded.endpoints),
+                plural(args.fanout(), "delivery", "deliveries"),
+            )?;
+            writeln!(
+                f,
+                "  seeded            rows {:.1} s · secrets sealed {:.1} s · hub ready {:.1} s later",
+                seeded.rows.as_secs_f64(),
+                seeded.secrets.as_secs_f64(),
+                self.hub_start.as_secs_f64()
+            )?;
+        }
         writeln!(
             f,
             "  machine           {cores} cores (shared by the hub and the bench)"
         )?;
         writeln!(f, "  accepted          {}", rate(accepted, accept_span))?;
+        if args.tenants.is_some() {
+            let routed = self.routed_us.and_then(|us| self.span(us));
+            match routed {
+                Some(_) => writeln!(
+                    f,
+                    "  routed            {} (router's stream position, read every {} ms)",
+                    rate(args.count, routed),
+                    TICK.as_millis()
+                )?,
+                None => writeln!(
+                    f,
+                    "  routed            n/a (the router's position never reached the count)"
+                )?,
+            }
+        }
         let target = target_per_second(&passed);
         let verdict = match deliver_span {
+            // The target is the YAML pipeline's.
+            Some(_) if self.complete() && args.tenants.is_some() => String::new(),
             Some(s) if self.complete() => {
                 let per_second = args.count as f64 / s;
                 let met = if per_second >= f64::from(target) {
@@ -766,6 +919,16 @@ impl std::fmt::Display for Report<'_> {
             "  delivered         {}{verdict}",
             rate(self.tally.delivered, deliver_span)
         )?;
+        if args.fanout() > 1
+            && let Some(s) = deliver_span
+        {
+            writeln!(
+                f,
+                "                    = {}/s notifications with all {} deliveries",
+                thousands((args.count as f64 / s) as u64),
+                args.fanout()
+            )?;
+        }
         if self.tally.latency.is_empty() {
             writeln!(f, "  e2e latency       n/a")?;
         } else {
@@ -807,6 +970,24 @@ impl std::fmt::Display for Report<'_> {
             cpu(self.hub_cpu),
             cpu(self.bench_cpu)
         )?;
+        let per = |time: Option<Duration>, n: u64| match time {
+            Some(t) if n > 0 => format!("{:.0} µs", t.as_secs_f64() * 1e6 / n as f64),
+            _ => "n/a".to_owned(),
+        };
+        writeln!(
+            f,
+            "  CPU per notif.    hub {} · bench {}{}",
+            per(self.hub_cpu, args.count),
+            per(self.bench_cpu, args.count),
+            if args.fanout() > 1 {
+                format!(
+                    " (hub per delivery {})",
+                    per(self.hub_cpu, args.count * args.fanout())
+                )
+            } else {
+                String::new()
+            }
+        )?;
         // Another build or test on the same cores slows the hub down; say so, since the
         // numbers above cannot.
         if let (Some(busy), Some(hub), Some(bench)) =
@@ -828,12 +1009,18 @@ impl std::fmt::Display for Report<'_> {
         }
         writeln!(
             f,
-            "  peak RSS          hub {} · bench {}",
+            "  peak RSS          hub {} (when ready: {}) · bench {}",
             mib(self.hub_peak_rss),
+            mib(self.hub_ready_rss),
             mib(self.bench_peak_rss)
         )?;
         Ok(())
     }
+}
+
+/// `n` and the noun, singular or plural.
+fn plural(n: u64, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
 }
 
 /// `1234567` as `1,234,567`.
@@ -850,9 +1037,9 @@ fn thousands(n: u64) -> String {
 }
 
 /// The JSON of one batch request for notifications `seqs`, each payload padded to about
-/// `payload_bytes`. Written by hand: it is the bench's hottest code after the receiver, and
-/// the shape never changes.
-fn batch_body(seqs: Range<u64>, payload_bytes: usize) -> Bytes {
+/// `payload_bytes`, each with `attributes` (a JSON object) when given. Written by hand: it
+/// is the bench's hottest code after the receiver, and the shape never changes.
+fn batch_body(seqs: Range<u64>, payload_bytes: usize, attributes: Option<&str>) -> Bytes {
     // `{"seq":N,"pad":""}` is 17 bytes plus the digits; the pad makes up the rest.
     const PAD: &str = "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
     let mut body =
@@ -864,10 +1051,11 @@ fn batch_body(seqs: Range<u64>, payload_bytes: usize) -> Bytes {
         }
         let digits = seq.checked_ilog10().unwrap_or(0) as usize + 1;
         let mut pad = payload_bytes.saturating_sub(17 + digits);
-        let _ = write!(
-            body,
-            r#"{{"kind":"bench.tick","payload":{{"seq":{seq},"pad":""#
-        );
+        body.push_str(r#"{"kind":"bench.tick","#);
+        if let Some(attributes) = attributes {
+            let _ = write!(body, r#""attributes":{attributes},"#);
+        }
+        let _ = write!(body, r#""payload":{{"seq":{seq},"pad":""#);
         while pad > 0 {
             let chunk = pad.min(PAD.len());
             body.push_str(&PAD[..chunk]);
@@ -916,13 +1104,20 @@ mod tests {
 
     #[test]
     fn pads_payloads_to_the_requested_size() {
-        let body = batch_body(98..101, 256);
+        let body = batch_body(98..101, 256, None);
         let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
         let items = value["notifications"].as_array().unwrap();
         assert_eq!(items.len(), 3);
         for (item, seq) in items.iter().zip(98..) {
             assert_eq!(item["kind"], "bench.tick");
             assert_eq!(item["payload"]["seq"], seq);
+            assert_eq!(serde_json::to_string(&item["payload"]).unwrap().len(), 256);
+        }
+        let body = batch_body(0..2, 256, Some(tenants::ATTRIBUTES_JSON));
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        for item in value["notifications"].as_array().unwrap() {
+            assert_eq!(item["kind"], tenants::KIND);
+            assert_eq!(item["attributes"]["region"], "eu");
             assert_eq!(serde_json::to_string(&item["payload"]).unwrap().len(), 256);
         }
     }

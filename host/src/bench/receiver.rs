@@ -53,9 +53,11 @@ pub struct Ledger {
     /// The bench's zero: every time below is microseconds since it.
     start: Instant,
     count: u64,
+    /// Deliveries each notification makes (1, or a tenant's matching endpoints).
+    fanout: u64,
     /// Per sequence number: the send time of its batch in µs, plus one (0: not sent yet).
     sent_at: Box<[AtomicU64]>,
-    /// One bit per sequence number: seen at the receiver at least once.
+    /// One bit per delivery (sequence number × fan-out + slot): seen at least once.
     seen: Box<[AtomicU64]>,
     delivered: AtomicU64,
     duplicates: AtomicU64,
@@ -87,6 +89,13 @@ impl Ledger {
     /// A ledger for sequence numbers `0..count`, whose deliveries are signed with
     /// `signing_key`.
     pub fn new(count: u64, signing_key: Vec<u8>) -> Ledger {
+        Ledger::with_fanout(count, 1, signing_key)
+    }
+
+    /// A ledger for sequence numbers `0..count`, each delivered `fanout` times: to URLs
+    /// that end in `?s=0` ... `?s=<fanout - 1>` (see [`slot`]).
+    pub fn with_fanout(count: u64, fanout: u64, signing_key: Vec<u8>) -> Ledger {
+        let fanout = fanout.max(1);
         let histogram = || {
             Mutex::new(
                 Histogram::new_with_bounds(1, MAX_LATENCY_US, 3)
@@ -97,7 +106,10 @@ impl Ledger {
             start: Instant::now(),
             count,
             sent_at: (0..count).map(|_| AtomicU64::new(0)).collect(),
-            seen: (0..count.div_ceil(64)).map(|_| AtomicU64::new(0)).collect(),
+            fanout,
+            seen: (0..(count * fanout).div_ceil(64))
+                .map(|_| AtomicU64::new(0))
+                .collect(),
             delivered: AtomicU64::new(0),
             duplicates: AtomicU64::new(0),
             strays: AtomicU64::new(0),
@@ -121,6 +133,11 @@ impl Ledger {
         for seq in seqs {
             self.sent_at[seq as usize].store(now, Ordering::Release);
         }
+    }
+
+    /// Deliveries the run expects: every notification's, to each of its slots.
+    pub fn expected(&self) -> u64 {
+        self.count * self.fanout
     }
 
     /// First deliveries so far.
@@ -154,21 +171,26 @@ impl Ledger {
         }
     }
 
-    /// Records one webhook request that arrived on a connection using latency `shard`.
-    fn receive(&self, shard: usize, headers: &HeaderMap, body: &[u8]) {
+    /// Records one webhook request that arrived on a connection using latency `shard`,
+    /// for delivery slot `slot` of its notification (`None`: no slot of this run).
+    fn receive(&self, shard: usize, slot: Option<u64>, headers: &HeaderMap, body: &[u8]) {
         let now = self.now_us();
-        let Some(seq) = find_seq(body).filter(|&seq| seq < self.count) else {
+        let (Some(seq), Some(slot)) = (
+            find_seq(body).filter(|&seq| seq < self.count),
+            slot.filter(|&slot| slot < self.fanout),
+        ) else {
             self.strays.fetch_add(1, Ordering::Relaxed);
             return;
         };
+        let unit = seq * self.fanout + slot;
         if seq.is_multiple_of(SIGNATURE_SAMPLE) {
             self.signatures_checked.fetch_add(1, Ordering::Relaxed);
             if !verify_signature(&self.signing_key, headers, body) {
                 self.signature_failures.fetch_add(1, Ordering::Relaxed);
             }
         }
-        let bit = 1u64 << (seq % 64);
-        let before = self.seen[(seq / 64) as usize].fetch_or(bit, Ordering::AcqRel);
+        let bit = 1u64 << (unit % 64);
+        let before = self.seen[(unit / 64) as usize].fetch_or(bit, Ordering::AcqRel);
         if before & bit != 0 {
             self.duplicates.fetch_add(1, Ordering::Relaxed);
             return;
@@ -186,6 +208,19 @@ impl Ledger {
             .saturating_record(latency.max(1));
         self.last_delivery_us.fetch_max(now, Ordering::Relaxed);
         self.delivered.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The delivery slot a request's query names: none is slot 0 (a YAML channel's one
+/// delivery), `s=<n>` is slot n, anything else (`s=none`: an endpoint that should not
+/// have matched) is `None`.
+fn slot(query: Option<&str>) -> Option<u64> {
+    let Some(query) = query else {
+        return Some(0);
+    };
+    match query.split('&').find_map(|pair| pair.strip_prefix("s=")) {
+        Some(n) => n.parse().ok(),
+        None => Some(0),
     }
 }
 
@@ -291,7 +326,8 @@ async fn handle(
         let (parts, body) = request.into_parts();
         match body.collect().await {
             Ok(body) => {
-                ledger.receive(shard, &parts.headers, &body.to_bytes());
+                let slot = slot(parts.uri.query());
+                ledger.receive(shard, slot, &parts.headers, &body.to_bytes());
                 StatusCode::NO_CONTENT
             }
             // The hub sees the failed request and retries the delivery.
@@ -342,12 +378,12 @@ mod tests {
         let ledger = Ledger::new(100, b"key".to_vec());
         ledger.mark_sent(0..100);
         let headers = HeaderMap::new();
-        ledger.receive(0, &headers, br#"{"data":{"seq":5}}"#);
-        ledger.receive(1, &headers, br#"{"data":{"seq":5}}"#);
-        ledger.receive(2, &headers, br#"{"data":{"seq":99}}"#);
-        ledger.receive(3, &headers, br#"{"data":{"seq":100}}"#);
+        ledger.receive(0, Some(0), &headers, br#"{"data":{"seq":5}}"#);
+        ledger.receive(1, Some(0), &headers, br#"{"data":{"seq":5}}"#);
+        ledger.receive(2, Some(0), &headers, br#"{"data":{"seq":99}}"#);
+        ledger.receive(3, Some(0), &headers, br#"{"data":{"seq":100}}"#);
         // seq 0 is sampled and has no signature.
-        ledger.receive(3, &headers, br#"{"data":{"seq":0}}"#);
+        ledger.receive(3, Some(0), &headers, br#"{"data":{"seq":0}}"#);
         let tally = ledger.tally();
         assert_eq!(tally.delivered, 3);
         assert_eq!(tally.duplicates, 1);
@@ -355,5 +391,25 @@ mod tests {
         assert_eq!(tally.signatures_checked, 1);
         assert_eq!(tally.signature_failures, 1);
         assert_eq!(tally.latency.len(), 3);
+    }
+
+    #[test]
+    fn counts_each_slot_of_a_fanout_once() {
+        let ledger = Ledger::with_fanout(10, 2, b"key".to_vec());
+        ledger.mark_sent(0..10);
+        let headers = HeaderMap::new();
+        assert_eq!(slot(None), Some(0));
+        assert_eq!(slot(Some("s=1")), Some(1));
+        assert_eq!(slot(Some("s=none")), None);
+        ledger.receive(0, slot(Some("s=0")), &headers, br#"{"data":{"seq":5}}"#);
+        ledger.receive(0, slot(Some("s=1")), &headers, br#"{"data":{"seq":5}}"#);
+        ledger.receive(0, slot(Some("s=1")), &headers, br#"{"data":{"seq":5}}"#);
+        ledger.receive(0, slot(Some("s=2")), &headers, br#"{"data":{"seq":5}}"#);
+        ledger.receive(0, slot(Some("s=none")), &headers, br#"{"data":{"seq":5}}"#);
+        let tally = ledger.tally();
+        assert_eq!(ledger.expected(), 20);
+        assert_eq!(tally.delivered, 2);
+        assert_eq!(tally.duplicates, 1);
+        assert_eq!(tally.strays, 2);
     }
 }
