@@ -15,12 +15,7 @@
 //! its own endpoint's name.
 //!
 //! The rows are dated as if made one a second until a second ago, as tenants and endpoints
-//! made through the API over time would be. Dated all at once, they would all fall in the
-//! window the hub's directory reads again every second ([`LiveDirectory::refresh`] looks
-//! back 5 s from the newest change it has seen), and every hub process would read all of
-//! them every second for as long as nothing newer changed.
-//!
-//! [`LiveDirectory::refresh`]: crate::routing::endpoints::LiveDirectory::refresh
+//! made through the API over time would be.
 
 use std::collections::BTreeMap;
 use std::path::Path;

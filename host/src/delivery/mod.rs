@@ -387,7 +387,11 @@ impl Lane {
         // closes, as unacknowledged messages do.
         jobs.close();
         let mut left = Vec::new();
-        while let Ok(job) = jobs.try_recv() {
+        // recv, not try_recv: the router reserves room before it stores a batch and sends
+        // after, so a job may still arrive after the close. recv waits for it, and ends once
+        // the buffer is empty and no reserved room is left; a job dropped here instead would
+        // wait out its whole lease.
+        while let Some(job) = jobs.recv().await {
             if let Held::Store = job.held {
                 left.push(job.delivery_id);
             }

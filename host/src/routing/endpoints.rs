@@ -13,7 +13,7 @@
 //! endpoint changed through another process is seen within a second.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -32,8 +32,8 @@ pub const PREVIOUS_SIGNING_KEY: &str = "previous_signing_key";
 pub const MAX_ENDPOINTS_PER_TENANT: usize = 100;
 /// How often the directory reads what other processes changed.
 const REFRESH: Duration = Duration::from_secs(1);
-/// How far back each refresh looks again: a change committed late, with an earlier
-/// `updated_at` than one already seen, is still picked up.
+/// How far before the previous read each refresh starts: a change stamped by a process
+/// whose clock runs behind, or committed a moment after it was stamped, is still picked up.
 const REFRESH_OVERLAP_MS: i64 = 5_000;
 
 /// The channel name of endpoint `id`.
@@ -252,8 +252,8 @@ pub struct LiveDirectory {
     directory: RwLock<Directory>,
     /// Bumped on every change, so caches built from endpoints (grants) know to look again.
     generation: AtomicU64,
-    /// The newest `updated_at` applied.
-    watermark: AtomicU64,
+    /// When (this process's clock) the previous read began; 0 before the first.
+    last_read: AtomicI64,
 }
 
 impl LiveDirectory {
@@ -263,23 +263,30 @@ impl LiveDirectory {
             store,
             directory: RwLock::default(),
             generation: AtomicU64::new(0),
-            watermark: AtomicU64::new(0),
+            last_read: AtomicI64::new(0),
         });
         live.refresh().await?;
         Ok(live)
     }
 
-    /// Reads what changed since the last look (and a little before).
-    pub async fn refresh(&self) -> store::Result<()> {
-        let watermark = self.watermark.load(Ordering::Acquire) as i64;
-        let since = if watermark == 0 {
+    /// Reads what changed since the previous read began (and a little before).
+    ///
+    /// The window is anchored to when the previous read began, not to the newest row seen:
+    /// anchored to a row, a quiet directory would read that row, and every row stamped with
+    /// it (a bulk import), again every second for ever. Returns how many rows it read.
+    pub async fn refresh(&self) -> store::Result<usize> {
+        let started = store::now_ms();
+        let previous = self.last_read.load(Ordering::Acquire);
+        let since = if previous == 0 {
             0
         } else {
-            watermark - REFRESH_OVERLAP_MS
+            previous - REFRESH_OVERLAP_MS
         };
         let changes = self.store.tenancy_changes(since).await?;
+        let read = changes.tenants.len() + changes.endpoints.len();
         self.apply(changes);
-        Ok(())
+        self.last_read.store(started, Ordering::Release);
+        Ok(read)
     }
 
     /// Applies rows read from the store (or just written by this process).
@@ -288,12 +295,10 @@ impl LiveDirectory {
             return;
         }
         let now = store::now_ms();
-        let mut newest = 0;
         let mut changed = false;
         {
             let mut directory = self.directory.write().expect("directory lock");
             for tenant in changes.tenants {
-                newest = newest.max(tenant.updated_at);
                 let known = directory
                     .tenants
                     .get(&tenant.id)
@@ -304,7 +309,6 @@ impl LiveDirectory {
                 }
             }
             for row in changes.endpoints {
-                newest = newest.max(row.updated_at);
                 let known = directory.endpoints.get(&row.id).map(|e| &e.row);
                 if known != Some(&row) && !(known.is_none() && row.deleted_at.is_some()) {
                     changed = true;
@@ -312,7 +316,6 @@ impl LiveDirectory {
                 }
             }
         }
-        self.watermark.fetch_max(newest as u64, Ordering::AcqRel);
         if changed {
             self.generation.fetch_add(1, Ordering::AcqRel);
         }

@@ -549,10 +549,16 @@ impl Store {
     /// Endpoint channels with deliveries due on the store's queue, at most `limit`.
     pub async fn due_endpoint_channels(&self, limit: u32) -> Result<Vec<String>> {
         on_pool!(&self.reader, |pool, Db, dialect| {
-            Ok(sqlx::query_scalar(
+            // SQLite's planner, once its statistics are gathered, has been seen to choose
+            // deliveries_by_endpoint, which walks every endpoint delivery ever made (116 ms
+            // a poll with 200,000 of them): the partial index of due ones is named here.
+            Ok(sqlx::query_scalar(dialect.pick(
+                "SELECT DISTINCT channel FROM deliveries INDEXED BY deliveries_endpoints_due \
+                 WHERE state = 'pending' AND NOT on_broker AND channel LIKE 'endpoint:%' \
+                 AND next_at <= $1 LIMIT $2",
                 "SELECT DISTINCT channel FROM deliveries WHERE state = 'pending' \
                  AND NOT on_broker AND channel LIKE 'endpoint:%' AND next_at <= $1 LIMIT $2",
-            )
+            ))
             .bind(now_ms())
             .bind(i64::from(limit))
             .fetch_all(pool)

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use sqlx::Connection as _;
+use switchyard::routing::endpoints::LiveDirectory;
 use switchyard::store::{
     AcceptBatch, Accepted, AcceptedItem, AttemptOutcome, AttemptRecord, DeadLetterFilter,
     EndpointRow, NewDelivery, NextStep, Notification, NotificationFilter, Page, RequestKey,
@@ -54,6 +55,7 @@ on_both_backends!(
     retention_deletes_only_settled_old_notifications,
     other_repositories,
     tenants_and_endpoints,
+    a_quiet_directory_reads_nothing_again,
 );
 
 /// A store for one test, and what it takes to clean up after it.
@@ -1538,4 +1540,39 @@ async fn tenants_and_endpoints(backend: Backend) {
     );
     // Its id can be taken again.
     assert!(store.create_tenant("acme", "New Acme").await.unwrap());
+}
+
+/// The directory reads each change a few times (its overlap) and then no more: a quiet hub
+/// does not read its tenants and endpoints again every second.
+async fn a_quiet_directory_reads_nothing_again(backend: Backend) {
+    let store = TestStore::open(backend).await;
+    assert!(store.create_tenant("acme", "Acme").await.unwrap());
+    store
+        .insert_endpoint(&endpoint_row("e1", "acme"))
+        .await
+        .unwrap();
+    let directory = LiveDirectory::load(store.store.clone()).await.unwrap();
+    let attributes: &[(&str, &str)] = &[("region", "eu")];
+    assert_eq!(
+        directory
+            .read()
+            .targets("acme", "invoice.paid", attributes)
+            .len(),
+        1
+    );
+    // Still inside the overlap: read again, in case a late commit stamped earlier.
+    assert_eq!(directory.refresh().await.unwrap(), 2);
+    tokio::time::sleep(Duration::from_millis(5_500)).await;
+    assert_eq!(directory.refresh().await.unwrap(), 2);
+    assert_eq!(directory.refresh().await.unwrap(), 0, "nothing changed");
+
+    let mut renamed = endpoint_row("e1", "acme");
+    renamed.description = "changed".into();
+    renamed.updated_at = now_ms();
+    assert!(store.update_endpoint(&renamed).await.unwrap());
+    assert_eq!(directory.refresh().await.unwrap(), 1);
+    assert_eq!(
+        directory.endpoint("endpoint:e1").unwrap().row.description,
+        "changed"
+    );
 }
