@@ -42,6 +42,9 @@ const MAX_CONFIG_BYTES: usize = 16 * 1024;
 const MAX_ALLOWED_HOSTS: usize = 16;
 const MAX_RETRIES: usize = 20;
 const MAX_RETRY_DELAY: Duration = Duration::from_secs(24 * 3600);
+const MAX_SECRETS: usize = 16;
+const MAX_SECRET_NAME: usize = 64;
+const MAX_SECRET_VALUE: usize = 8 * 1024;
 
 /// Why a change was refused. The texts are for the caller: they name fields and limits,
 /// never values from the store or secrets.
@@ -95,6 +98,9 @@ pub struct EndpointDraft {
     pub rate_limit: Option<String>,
     pub retry_schedule: Option<Vec<String>>,
     pub enabled: bool,
+    /// A `plugin` endpoint's own secrets (name -> value), sealed in the vault and never
+    /// shown again. On an update, `None` keeps the ones it has; `Some` is the whole new set.
+    pub secrets: Option<BTreeMap<String, String>>,
 }
 
 /// A new endpoint and its signing secret, which is shown this once.
@@ -232,15 +238,20 @@ impl Tenancy {
             )));
         }
         let now = store::now_ms();
+        let mut draft = draft;
+        let secrets = draft.secrets.take().unwrap_or_default();
         let mut row = self.check(tenant, draft, actor)?;
+        row.secret_names = check_secrets(&secrets, &row)?;
         row.id = uuid::Uuid::now_v7().to_string();
         row.created_at = now;
         row.updated_at = now;
         let secret = generate_secret();
-        // The secret first: an endpoint that exists always has one.
-        self.vault
-            .set(&endpoints::channel_name(&row.id), SIGNING_KEY, &secret)
-            .await?;
+        // The secrets first: an endpoint that exists always has the ones it names.
+        let channel = endpoints::channel_name(&row.id);
+        self.vault.set(&channel, SIGNING_KEY, &secret).await?;
+        for (name, value) in &secrets {
+            self.vault.set(&channel, name, value).await?;
+        }
         self.store.insert_endpoint(&row).await?;
         self.sync().await;
         Ok(Created {
@@ -277,10 +288,30 @@ impl Tenancy {
                 "this endpoint's channel plugin was chosen by the operator; only the operator can change it",
             ));
         }
+        let mut draft = draft;
+        let secrets = draft.secrets.take();
         let mut row = self.check(tenant, draft, actor)?;
         row.id = id.to_owned();
+        let channel = endpoints::channel_name(id);
+        match &secrets {
+            Some(secrets) => {
+                row.secret_names = check_secrets(secrets, &row)?;
+                // New values before the row names them, so no delivery finds one missing.
+                for (name, value) in secrets {
+                    self.vault.set(&channel, name, value).await?;
+                }
+            }
+            // Kept, unless it is a URL endpoint now: the webhook plugin takes none.
+            None if row.url.is_none() => row.secret_names = current.secret_names.clone(),
+            None => {}
+        }
         if !self.store.update_endpoint(&row).await? {
             return Err(no_endpoint(tenant, id));
+        }
+        for name in &current.secret_names {
+            if !row.secret_names.contains(name) {
+                self.vault.remove(&channel, name).await?;
+            }
         }
         self.sync().await;
         self.endpoint(tenant, id).await
@@ -364,10 +395,8 @@ impl Tenancy {
 
     async fn forget_secrets(&self, id: &str) {
         let channel = endpoints::channel_name(id);
-        for name in [SIGNING_KEY, PREVIOUS_SIGNING_KEY] {
-            if let Err(error) = self.vault.remove(&channel, name).await {
-                tracing::warn!(endpoint = %id, %error, "could not remove a deleted endpoint's secret");
-            }
+        if let Err(error) = self.vault.remove_channel(&channel).await {
+            tracing::warn!(endpoint = %id, %error, "could not remove a deleted endpoint's secrets");
         }
     }
 
@@ -544,8 +573,51 @@ impl Tenancy {
             created_at: 0,
             updated_at: 0,
             deleted_at: None,
+            secret_names: Vec::new(),
         })
     }
+}
+
+/// Checks a `plugin` endpoint's own secrets; returns their names. The messages name the
+/// rule broken, never a value.
+fn check_secrets(secrets: &BTreeMap<String, String>, row: &EndpointRow) -> Result<Vec<String>> {
+    if secrets.is_empty() {
+        return Ok(Vec::new());
+    }
+    if row.url.is_some() {
+        return Err(invalid(
+            "secrets",
+            "a URL endpoint signs with its own signing secret and takes no others; `secrets` are for a channel `plugin`",
+        ));
+    }
+    if secrets.len() > MAX_SECRETS {
+        return Err(invalid("secrets", format!("at most {MAX_SECRETS} secrets")));
+    }
+    for (name, value) in secrets {
+        if name.len() > MAX_SECRET_NAME || !crate::routing::is_valid_secret_name(name) {
+            return Err(invalid(
+                "secrets",
+                format!(
+                    "a secret name is 1 to {MAX_SECRET_NAME} of letters, digits, `_`, `-` or `.`"
+                ),
+            ));
+        }
+        if name == SIGNING_KEY || name == PREVIOUS_SIGNING_KEY {
+            return Err(invalid(
+                "secrets",
+                format!(
+                    "`{name}` is the endpoint's signing secret, which the hub generates; rotate it instead"
+                ),
+            ));
+        }
+        if value.is_empty() || value.len() > MAX_SECRET_VALUE {
+            return Err(invalid(
+                "secrets",
+                format!("`{name}` must be 1 to {MAX_SECRET_VALUE} bytes"),
+            ));
+        }
+    }
+    Ok(secrets.keys().cloned().collect())
 }
 
 impl crate::pipeline::Hub {

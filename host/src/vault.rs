@@ -544,6 +544,13 @@ impl Vault {
         Ok(removed)
     }
 
+    /// Removes every secret of `channel` (a deleted endpoint's); returns how many.
+    pub async fn remove_channel(&self, channel: &str) -> Result<u64> {
+        let removed = self.store.delete_channel_secrets(channel).await?;
+        self.changed();
+        Ok(removed)
+    }
+
     /// Every stored secret, without values.
     pub async fn stored(&self) -> Result<Vec<SecretInfo>> {
         Ok(self.store.channel_secrets_listing().await?)

@@ -287,6 +287,35 @@ async fn tenants_and_endpoints_are_managed_in_the_console() {
         "{endpoints}"
     );
 
+    // A plugin's own secrets: a mistake comes back without the value, and once kept the
+    // page names the secret but never shows its value.
+    let csrf = csrf_of(&console.page(tenant_page).await);
+    let answer = console
+        .post(
+            "/admin/tenants/acme/endpoints",
+            &[
+                ("plugin", "log"),
+                ("secrets", "signing_key = console-secret-5e1c"),
+                ("csrf_token", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(answer.status, 422, "{answer}");
+    assert!(!answer.text().contains("console-secret-5e1c"), "{answer}");
+    let page = console
+        .submit(
+            tenant_page,
+            "/admin/tenants/acme/endpoints",
+            &[
+                ("plugin", "log"),
+                ("secrets", "token = console-secret-5e1c"),
+                ("enabled", "on"),
+            ],
+        )
+        .await;
+    assert!(page.contains("Plugin secrets</dt><dd>token "), "{page}");
+    assert!(!page.contains("console-secret-5e1c"), "{page}");
+
     // The portal opens from a one-time link.
     let page = console
         .submit(tenant_page, "/admin/tenants/acme/portal", &[])

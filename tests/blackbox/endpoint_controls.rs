@@ -884,3 +884,112 @@ async fn a_generated_python_client_manages_tenants_and_endpoints() {
     assert_eq!(got[0].path, "/generated");
     assert_eq!(got[0].json()["type"], "generated.hello");
 }
+
+/// PUTs `body` to endpoint `endpoint` of `tenant`.
+async fn put_endpoint(hub: &Hub, tenant: &str, endpoint: &str, body: &Value) -> Answer {
+    Answer::of(
+        hub.api(reqwest::Method::PUT, &endpoint_path(tenant, endpoint))
+            .header("content-type", "application/json")
+            .body(body.to_string()),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn a_plugin_endpoint_delivers_with_its_own_secrets_which_never_come_back_out() {
+    let provider = Receiver::start().await;
+    provider.otherwise(Reply::ok());
+    let hub = Hub::started("routes: []\n").await;
+    create_tenant(&hub, "acme").await;
+    let first = "tok-first-6f1d0c";
+    let second = "tok-second-94ab2e";
+    let mut body = json!({
+        "plugin": "email-http",
+        "config": {"endpoint": provider.url("/send"), "from": "hub@acme.example",
+                   "to": ["ops@acme.example"]},
+        "allowed_hosts": ["127.0.0.1"],
+        "secrets": {"api_token": first},
+    });
+    let answer = hub.post_json("/api/v1/tenants/acme/endpoints", &body).await;
+    assert_eq!(answer.status, 201, "{answer}");
+    assert!(!answer.text().contains(first), "{answer}");
+    let endpoint = answer.json()["endpoint"].clone();
+    let id = endpoint["id"].as_str().unwrap().to_owned();
+    assert_eq!(endpoint["secret_names"], json!(["api_token"]), "{endpoint}");
+    assert_eq!(vault_names(&hub, &id).await, ["api_token", "signing_key"]);
+
+    // The plugin reads it at delivery.
+    let sent = send_for(&hub, "acme", json!({"kind": "mail", "payload": {}})).await;
+    let got = provider.wait_for(1).await;
+    assert_eq!(
+        got[0].header("authorization").as_deref(),
+        Some(format!("Bearer {first}").as_str()),
+        "{sent}"
+    );
+
+    // Never shown again: not in a read, nor in a listing.
+    for path in [
+        endpoint_path("acme", &id),
+        "/api/v1/tenants/acme/endpoints".to_owned(),
+    ] {
+        let answer = hub.get(&path).await;
+        assert_eq!(answer.status, 200, "{answer}");
+        assert!(!answer.text().contains(first), "{path} shows the secret");
+    }
+
+    // Replaced through an update; an update without `secrets` keeps them.
+    body["secrets"] = json!({"api_token": second});
+    let answer = put_endpoint(&hub, "acme", &id, &body).await;
+    assert_eq!(answer.status, 200, "{answer}");
+    assert!(!answer.text().contains(second));
+    body.as_object_mut().unwrap().remove("secrets");
+    body["description"] = json!("renamed");
+    let answer = put_endpoint(&hub, "acme", &id, &body).await;
+    assert_eq!(
+        answer.json()["secret_names"],
+        json!(["api_token"]),
+        "{answer}"
+    );
+    send_for(&hub, "acme", json!({"kind": "mail", "payload": {}})).await;
+    let got = provider.wait_for(2).await;
+    assert_eq!(
+        got[1].header("authorization").as_deref(),
+        Some(format!("Bearer {second}").as_str())
+    );
+
+    // Mistakes are named without quoting the value.
+    for (secrets, url) in [
+        (json!({"signing_key": "mine-0a8d"}), None),
+        (json!({"bad name": "mine-0a8d"}), None),
+        (json!({"api_token": ""}), None),
+        (
+            json!({"api_token": "mine-0a8d"}),
+            Some(provider.url("/hook")),
+        ),
+    ] {
+        let mut wrong = body.clone();
+        wrong["secrets"] = secrets.clone();
+        if let Some(url) = url {
+            wrong = json!({"url": url, "secrets": secrets});
+        }
+        let answer = put_endpoint(&hub, "acme", &id, &wrong).await;
+        assert_eq!(
+            answer.problem(422)["field"],
+            "secrets",
+            "{secrets}: {answer}"
+        );
+        assert!(!answer.text().contains("mine-0a8d"), "{answer}");
+    }
+
+    // An empty set removes them; deleting the endpoint destroys every secret it had.
+    body["secrets"] = json!({});
+    let answer = put_endpoint(&hub, "acme", &id, &body).await;
+    assert_eq!(answer.json()["secret_names"], json!([]), "{answer}");
+    assert_eq!(vault_names(&hub, &id).await, ["signing_key"]);
+    body["secrets"] = json!({"api_token": first});
+    assert_eq!(put_endpoint(&hub, "acme", &id, &body).await.status, 200);
+    let answer = Answer::of(hub.api(reqwest::Method::DELETE, &endpoint_path("acme", &id))).await;
+    assert_eq!(answer.status, 204, "{answer}");
+    assert!(vault_names(&hub, &id).await.is_empty());
+    assert!(!hub.logs().contains(first) && !hub.logs().contains(second));
+}

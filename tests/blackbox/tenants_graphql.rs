@@ -45,7 +45,7 @@ const CREATE_TENANT: &str = "mutation($id: String!, $name: String!) {
 
 const CREATE_ENDPOINT: &str = "mutation($tenant: String!, $input: EndpointInput!) {
     createEndpoint(tenant: $tenant, input: $input) {
-        endpoint { id tenantId url plugin allowedHosts kinds enabled } secret } }";
+        endpoint { id tenantId url plugin allowedHosts kinds enabled secretNames } secret } }";
 
 const SEND: &str = "mutation($tenant: String, $input: NotificationInput!) {
     sendNotification(tenant: $tenant, input: $input) { id duplicate } }";
@@ -116,7 +116,23 @@ async fn tenants_and_endpoints_are_managed_and_sent_for_through_graphql() {
     assert_eq!(endpoint["plugin"], "webhook");
     assert_eq!(endpoint["allowedHosts"], json!(["127.0.0.1"]));
     assert_eq!(endpoint["enabled"], true);
+    assert_eq!(endpoint["secretNames"], json!([]));
     let endpoint_id = endpoint["id"].as_str().unwrap().to_owned();
+
+    // An operator's plugin endpoint takes its own secrets; only their names come back.
+    let plugin = data(
+        &hub,
+        &token,
+        CREATE_ENDPOINT,
+        json!({"tenant": "acme", "input": {"plugin": "log",
+               "secrets": {"token": "graphql-secret-71c2"}}}),
+    )
+    .await;
+    assert_eq!(
+        plugin["createEndpoint"]["endpoint"]["secretNames"],
+        json!(["token"])
+    );
+    assert!(!plugin.to_string().contains("graphql-secret-71c2"));
 
     // Sent for the tenant: the endpoint gets what its kinds take, signed with its secret.
     let sent = data(

@@ -343,6 +343,7 @@ fn endpoint_card(row: &EndpointRow) -> minijinja::Value {
         disabled_reason => row.disabled_reason,
         failing_since => row.failing_since.map(format_time),
         previous_secret_until => row.previous_secret_until.map(format_time),
+        secret_names => row.secret_names,
         created_at => format_time(row.created_at),
         actions => format!("{}/endpoints/{}", tenant_path(&row.tenant_id), row.id),
     }
@@ -486,6 +487,10 @@ pub struct EndpointForm {
     transforms: String,
     rate_limit: String,
     retry_schedule: String,
+    /// A plugin's own secrets, one a line as `name = value`. Never written back into a
+    /// page, even when the form comes back with a mistake to correct.
+    #[serde(skip_serializing)]
+    secrets: String,
     /// A checkbox: present when ticked.
     enabled: Option<String>,
 }
@@ -513,8 +518,25 @@ impl EndpointForm {
             rate_limit: given(&self.rate_limit),
             retry_schedule: given(&self.retry_schedule).map(|schedule| words(&schedule)),
             enabled: self.enabled.is_some(),
+            secrets: plugin_secrets(&self.secrets)?,
         })
     }
+}
+
+/// `name = value` lines; `None` when there are none. The error never quotes a line, as it
+/// may hold a secret.
+fn plugin_secrets(text: &str) -> Result<Option<BTreeMap<String, String>>, TenancyError> {
+    let mut secrets = BTreeMap::new();
+    for line in text.lines().filter(|line| !line.trim().is_empty()) {
+        let Some((name, value)) = line.split_once('=') else {
+            return Err(invalid(
+                "secrets",
+                "write one secret a line, as name = value",
+            ));
+        };
+        secrets.insert(name.trim().to_owned(), value.trim().to_owned());
+    }
+    Ok((!secrets.is_empty()).then_some(secrets))
 }
 
 /// A field's text, or `None` when it was left empty.
@@ -700,6 +722,8 @@ fn draft_of(row: &EndpointRow) -> EndpointDraft {
         rate_limit: row.rate_limit.clone(),
         retry_schedule: row.retry_schedule.clone(),
         enabled: row.enabled,
+        // Kept as they are.
+        secrets: None,
     }
 }
 

@@ -182,6 +182,7 @@ pub fn endpoint_rows(tenant: &str, per_tenant: u32, url: &str, now: i64) -> Vec<
                 created_at: now,
                 updated_at: now,
                 deleted_at: None,
+                secret_names: Vec::new(),
             }
         })
         .collect()

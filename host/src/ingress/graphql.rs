@@ -781,6 +781,11 @@ impl TenantEndpoint {
         self.inner.previous_secret_until.map(rfc3339)
     }
 
+    /// The names of a `plugin` endpoint's own secrets (their values are never shown).
+    async fn secret_names(&self) -> &[String] {
+        &self.inner.secret_names
+    }
+
     /// When it was created (RFC 3339).
     async fn created_at(&self) -> String {
         rfc3339(self.inner.created_at)
@@ -1191,6 +1196,10 @@ pub struct EndpointInput {
     /// Whether it receives anything. Enabling a disabled endpoint clears why it was.
     #[graphql(default = true)]
     enabled: bool,
+    /// A `plugin` endpoint's own secrets, as a JSON object of values by name (`{"token":
+    /// "..."}`): sealed in the vault and never shown again. On an update, null keeps the
+    /// ones it has, and an object is the whole new set. A URL endpoint takes none.
+    secrets: Option<async_graphql::Json<BTreeMap<String, String>>>,
 }
 
 impl From<EndpointInput> for EndpointDraft {
@@ -1207,6 +1216,7 @@ impl From<EndpointInput> for EndpointDraft {
             rate_limit: input.rate_limit,
             retry_schedule: input.retry_schedule,
             enabled: input.enabled,
+            secrets: input.secrets.map(|s| s.0),
         }
     }
 }

@@ -310,6 +310,13 @@ struct EndpointIn {
     #[oai(default = "default_true")]
     #[serde(default = "default_true")]
     enabled: bool,
+    /// A `plugin` endpoint's own secrets, such as a bot token: name -> value, at most 16,
+    /// each value at most 8 KiB. Sealed in the vault and never shown again (answers list
+    /// the names). On an update, null or absent keeps the ones it has, and an object is
+    /// the whole new set. A URL endpoint takes none: it signs with its signing secret.
+    #[oai(nullable, write_only)]
+    #[serde(default)]
+    secrets: Option<BTreeMap<String, String>>,
 }
 
 fn default_true() -> bool {
@@ -330,6 +337,7 @@ impl Example for EndpointIn {
             rate_limit: Some("50/s".into()),
             retry_schedule: None,
             enabled: true,
+            secrets: None,
         }
     }
 }
@@ -350,6 +358,7 @@ impl From<EndpointIn> for EndpointDraft {
             rate_limit: input.rate_limit,
             retry_schedule: input.retry_schedule,
             enabled: input.enabled,
+            secrets: input.secrets,
         }
     }
 }
@@ -384,6 +393,8 @@ struct EndpointOut {
     /// Until when the rotated-out secret is still sent (RFC 3339).
     #[oai(nullable)]
     previous_secret_valid_until: Option<String>,
+    /// The names of a `plugin` endpoint's own secrets (their values are never shown).
+    secret_names: Vec<String>,
     created_at: String,
     updated_at: String,
 }
@@ -408,6 +419,7 @@ impl Example for EndpointOut {
             disabled_reason: None,
             failing_since: None,
             previous_secret_valid_until: None,
+            secret_names: Vec::new(),
             created_at: EXAMPLE_TIME.into(),
             updated_at: EXAMPLE_TIME.into(),
         }
@@ -435,6 +447,7 @@ fn endpoint_out(row: EndpointRow) -> EndpointOut {
         disabled_reason: row.disabled_reason,
         failing_since: row.failing_since.map(rfc3339),
         previous_secret_valid_until: row.previous_secret_until.map(rfc3339),
+        secret_names: row.secret_names,
         created_at: rfc3339(row.created_at),
         updated_at: rfc3339(row.updated_at),
     }

@@ -888,6 +888,8 @@ impl EndpointForm {
             rate_limit,
             retry_schedule,
             enabled: self.enabled.is_some(),
+            // A tenant's endpoints are URLs, which take no secrets but the signing one.
+            secrets: None,
         })
     }
 }
@@ -1173,6 +1175,7 @@ mod tests {
             created_at: 0,
             updated_at: 0,
             deleted_at: None,
+            secret_names: Vec::new(),
         };
         let again = EndpointForm::of(&row).draft(Some(&row)).unwrap();
         assert_eq!(again.kinds, draft.kinds);

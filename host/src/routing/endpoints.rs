@@ -96,6 +96,9 @@ impl Endpoint {
             object.insert("url".into(), url.clone().into());
         }
         let mut secrets = BTreeMap::from([(SIGNING_KEY.to_owned(), SecretSource::Vault)]);
+        for name in &row.secret_names {
+            secrets.insert(name.clone(), SecretSource::Vault);
+        }
         if row
             .previous_secret_until
             .is_some_and(|until| until > now_ms)
@@ -350,11 +353,11 @@ impl LiveDirectory {
                 _ = tokio::time::sleep(REFRESH) => {}
             }
             match self.refresh().await {
-                Ok(()) if failing => {
+                Ok(_) if failing => {
                     failing = false;
                     tracing::info!("reading endpoint changes again");
                 }
-                Ok(()) => {}
+                Ok(_) => {}
                 Err(error) if !failing => {
                     failing = true;
                     tracing::warn!(%error, "could not read endpoint changes; retrying");
@@ -394,6 +397,7 @@ mod tests {
             created_at: 1,
             updated_at: 1,
             deleted_at: None,
+            secret_names: Vec::new(),
         }
     }
 

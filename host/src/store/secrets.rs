@@ -83,6 +83,17 @@ impl Store {
         })
     }
 
+    /// Removes every secret of `channel`; returns how many there were.
+    pub async fn delete_channel_secrets(&self, channel: &str) -> Result<u64> {
+        on_pool!(&self.writer, |pool, Db, dialect| {
+            let done = sqlx::query("DELETE FROM channel_secrets WHERE channel = $1")
+                .bind(channel)
+                .execute(pool)
+                .await?;
+            Ok(done.rows_affected())
+        })
+    }
+
     /// Every stored secret, without values, by channel then name.
     pub async fn channel_secrets_listing(&self) -> Result<Vec<SecretInfo>> {
         let rows: Vec<(String, String, String, i64)> =

@@ -24,7 +24,7 @@ pub struct Tenant {
 }
 
 /// An endpoint as stored. The JSON columns are parsed; secrets are not here (they are in
-/// the vault, under the endpoint's channel name).
+/// the vault, under the endpoint's channel name), only the names of its plugin's own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct EndpointRow {
     pub id: String,
@@ -46,6 +46,9 @@ pub struct EndpointRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub deleted_at: Option<i64>,
+    /// The names of the secrets its channel plugin reads from the vault, besides the
+    /// signing secret (operators' plugin endpoints only).
+    pub secret_names: Vec<String>,
 }
 
 #[derive(sqlx::FromRow)]
@@ -69,11 +72,12 @@ struct Row {
     created_at: i64,
     updated_at: i64,
     deleted_at: Option<i64>,
+    secret_names: String,
 }
 
 const COLUMNS: &str = "id, tenant_id, description, url, plugin, config, allowed_hosts, kinds, \
      attributes, transforms, rate_limit, retry_schedule, enabled, disabled_reason, \
-     previous_secret_until, failing_since, created_at, updated_at, deleted_at";
+     previous_secret_until, failing_since, created_at, updated_at, deleted_at, secret_names";
 
 fn json<T: serde::de::DeserializeOwned>(column: &'static str, text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| {
@@ -95,6 +99,7 @@ impl TryFrom<Row> for EndpointRow {
             kinds: json("kinds", &row.kinds)?,
             attributes: json("attributes", &row.attributes)?,
             transforms: json("transforms", &row.transforms)?,
+            secret_names: json("secret_names", &row.secret_names)?,
             retry_schedule: row
                 .retry_schedule
                 .as_deref()
@@ -269,7 +274,7 @@ impl Store {
         on_writer!(self, "insert_endpoint", Nothing, |pool, Db, dialect| {
             sqlx::query(&format!(
                 "INSERT INTO endpoints ({COLUMNS}) VALUES \
-                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)"
+                 ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
             ))
             .bind(&endpoint.id)
             .bind(&endpoint.tenant_id)
@@ -290,6 +295,7 @@ impl Store {
             .bind(endpoint.created_at)
             .bind(endpoint.updated_at)
             .bind(endpoint.deleted_at)
+            .bind(to_json(&endpoint.secret_names))
             .execute(pool)
             .await?;
             Ok(())
@@ -308,7 +314,7 @@ impl Store {
                  rate_limit = $9, retry_schedule = $10, \
                  disabled_reason = CASE WHEN $11 THEN NULL ELSE disabled_reason END, \
                  failing_since = CASE WHEN $11 AND NOT enabled THEN NULL ELSE failing_since END, \
-                 enabled = $11, updated_at = $12 \
+                 enabled = $11, updated_at = $12, secret_names = $15 \
                  WHERE id = $13 AND tenant_id = $14 AND deleted_at IS NULL",
             )
             .bind(&endpoint.description)
@@ -325,6 +331,7 @@ impl Store {
             .bind(now_ms())
             .bind(&endpoint.id)
             .bind(&endpoint.tenant_id)
+            .bind(to_json(&endpoint.secret_names))
             .execute(&mut *tx)
             .await?;
             if done.rows_affected() == 0 {

@@ -1356,6 +1356,7 @@ fn endpoint_row(id: &str, tenant: &str) -> EndpointRow {
         created_at: now,
         updated_at: now,
         deleted_at: None,
+        secret_names: Vec::new(),
     }
 }
 
