@@ -959,7 +959,17 @@ const SETTINGS: &[Setting] = &[
     Setting {
         key: "portal.frame_ancestors",
         apply: |c, n| {
-            c.portal.frame_ancestors = string_list(n)?;
+            let origins = string_list(n)?;
+            if let Some(wrong) = origins
+                .iter()
+                .find(|o| !crate::portal::is_origin_source(o.trim().trim_end_matches('/')))
+            {
+                return Err(format!(
+                    "`{wrong}` is not an origin such as https://app.example.com \
+                     (a port, and `*.` for subdomains, are allowed)"
+                ));
+            }
+            c.portal.frame_ancestors = origins;
             Ok(())
         },
     },
@@ -1328,6 +1338,29 @@ mod tests {
             runtime.cache_dir.as_deref(),
             Some(Path::new("/var/lib/switchyard/cache"))
         );
+    }
+
+    #[test]
+    fn frame_ancestors_must_be_origins() {
+        let config = Config::from_yaml(
+            "portal:\n  frame_ancestors: [https://app.example.com, 'https://*.example.org:8443/']\n",
+            "switchyard.yaml",
+        )
+        .unwrap();
+        assert_eq!(config.portal.frame_ancestors.len(), 2);
+        for wrong in [
+            "'*'",
+            "\"https://a.example.com; script-src *\"",
+            "app.example.com",
+        ] {
+            let yaml = format!("portal:\n  frame_ancestors: [{wrong}]\n");
+            let problems = invalid(Config::from_yaml(&yaml, "switchyard.yaml").unwrap_err());
+            assert!(
+                problems[0].starts_with("switchyard.yaml:2:")
+                    && problems[0].contains("not an origin"),
+                "{wrong}: {problems:?}"
+            );
+        }
     }
 
     #[test]

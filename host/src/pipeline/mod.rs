@@ -517,7 +517,12 @@ async fn watch_routes(routes: Arc<LiveRoutes>, plugins: Plugins, stop: Cancellat
     watcher.abort();
 }
 
-/// Periodic chores: forget expired idempotency keys, sample queue depths for `/metrics`.
+/// How long a deleted tenant's or endpoint's row is kept: each process's directory learns
+/// of the deletion from it (within a second, or when it can read the store again).
+const DELETED_TENANCY_KEPT_MS: i64 = 24 * 3600 * 1000;
+
+/// Periodic chores: forget expired idempotency keys and long-deleted tenants and
+/// endpoints, sample queue depths for `/metrics`.
 async fn housekeeping(
     store: Store,
     routes: Arc<LiveRoutes>,
@@ -537,6 +542,16 @@ async fn housekeeping(
                 Ok(0) => {}
                 Ok(purged) => tracing::debug!(purged, "forgot expired idempotency keys"),
                 Err(error) => tracing::warn!(%error, "could not purge idempotency keys"),
+            }
+            match store
+                .purge_deleted_tenancy(crate::store::now_ms() - DELETED_TENANCY_KEPT_MS)
+                .await
+            {
+                Ok(0) => {}
+                Ok(purged) => tracing::debug!(purged, "purged deleted tenants and endpoints"),
+                Err(error) => {
+                    tracing::warn!(%error, "could not purge deleted tenants and endpoints")
+                }
             }
         }
         match store.pending_by_channel().await {

@@ -225,7 +225,9 @@ fn frame_sources(configured: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn is_origin_source(source: &str) -> bool {
+/// Whether `source` is an origin as `frame-ancestors` takes one: http(s), a host (or
+/// `*.` and a domain), and an optional port.
+pub(crate) fn is_origin_source(source: &str) -> bool {
     let Some((scheme, rest)) = source.split_once("://") else {
         return false;
     };

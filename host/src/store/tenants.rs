@@ -413,6 +413,31 @@ impl Store {
         })
     }
 
+    /// Removes the rows of tenants and endpoints deleted before `cutoff` (Unix ms), which
+    /// every directory has long seen go. Returns how many rows went.
+    pub async fn purge_deleted_tenancy(&self, cutoff: i64) -> Result<u64> {
+        on_writer!(
+            self,
+            "purge_deleted_tenancy",
+            Nothing,
+            |pool, Db, dialect| {
+                let mut tx = pool.begin().await?;
+                let endpoints = sqlx::query("DELETE FROM endpoints WHERE deleted_at < $1")
+                    .bind(cutoff)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                let tenants = sqlx::query("DELETE FROM tenants WHERE deleted_at < $1")
+                    .bind(cutoff)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                tx.commit().await?;
+                Ok(endpoints + tenants)
+            }
+        )
+    }
+
     /// Every tenant and endpoint row changed at or after `since` (deleted ones included),
     /// for the directories. `since = 0` reads everything.
     pub async fn tenancy_changes(&self, since: i64) -> Result<Changes> {

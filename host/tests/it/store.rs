@@ -1541,6 +1541,22 @@ async fn tenants_and_endpoints(backend: Backend) {
     );
     // Its id can be taken again.
     assert!(store.create_tenant("acme", "New Acme").await.unwrap());
+
+    // Deleted rows are purged once old enough; live ones stay.
+    store
+        .insert_endpoint(&endpoint_row("e9", "globex"))
+        .await
+        .unwrap();
+    assert_eq!(store.purge_deleted_tenancy(0).await.unwrap(), 0);
+    assert_eq!(
+        store.purge_deleted_tenancy(now_ms() + 1).await.unwrap(),
+        1,
+        "deleted endpoint e1 (tenant acme's row was taken again)"
+    );
+    let left = store.tenancy_changes(0).await.unwrap();
+    assert_eq!(left.endpoints.len(), 1);
+    assert_eq!(left.tenants.len(), 2);
+    assert!(store.tenant("acme").await.unwrap().is_some());
 }
 
 /// The directory reads each change a few times (its overlap) and then no more: a quiet hub
