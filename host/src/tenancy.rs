@@ -81,8 +81,8 @@ pub enum Actor {
     Tenant,
 }
 
-/// An endpoint as a user writes it.
-#[derive(Debug, Clone, Default)]
+/// An endpoint as a user writes it. Its `Debug` shows the secrets' names only.
+#[derive(Clone, Default)]
 pub struct EndpointDraft {
     pub description: String,
     /// Where to POST (signed with Standard Webhooks by the `webhook` plugin)...
@@ -101,6 +101,28 @@ pub struct EndpointDraft {
     /// A `plugin` endpoint's own secrets (name -> value), sealed in the vault and never
     /// shown again. On an update, `None` keeps the ones it has; `Some` is the whole new set.
     pub secrets: Option<BTreeMap<String, String>>,
+}
+
+impl std::fmt::Debug for EndpointDraft {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EndpointDraft")
+            .field("description", &self.description)
+            .field("url", &self.url)
+            .field("plugin", &self.plugin)
+            .field("config", &self.config)
+            .field("allowed_hosts", &self.allowed_hosts)
+            .field("kinds", &self.kinds)
+            .field("attributes", &self.attributes)
+            .field("transforms", &self.transforms)
+            .field("rate_limit", &self.rate_limit)
+            .field("retry_schedule", &self.retry_schedule)
+            .field("enabled", &self.enabled)
+            .field(
+                "secrets",
+                &self.secrets.as_ref().map(|s| s.keys().collect::<Vec<_>>()),
+            )
+            .finish()
+    }
 }
 
 /// A new endpoint and its signing secret, which is shown this once.
@@ -763,6 +785,20 @@ mod tests {
             .unwrap();
         assert_eq!(bytes.len(), 24);
         assert_ne!(secret, generate_secret());
+    }
+
+    #[test]
+    fn a_draft_shows_its_secrets_names_only() {
+        let draft = EndpointDraft {
+            plugin: Some("slack".into()),
+            secrets: Some(BTreeMap::from([("token".into(), "xoxb-4f2a".into())])),
+            ..EndpointDraft::default()
+        };
+        let shown = format!("{draft:?}");
+        assert!(
+            shown.contains("\"token\"") && !shown.contains("xoxb-4f2a"),
+            "{shown}"
+        );
     }
 
     #[test]
