@@ -23,10 +23,9 @@
 //!   caches, which tells the cost of the directory's size from the cost of cold memory.
 //! - `route_batch/{yaml_only,small,large}`: the router's decision for a batch of 2048
 //!   notifications: the YAML table's targets, then the tenant's endpoints, each credited to
-//!   `tenant:<id>`, under one read of the directory's lock, as `targets()` in
-//!   `pipeline/router.rs` does. That function is private, so this is a copy of its body
-//!   (keep the two alike); `yaml_only` sends the same batch with no tenant, the path of
-//!   every notification before tenants existed. The store's read and commit of the batch,
+//!   `tenant:<id>`, under one read of the directory's lock, with the router's own
+//!   `pipeline::router::targets`; `yaml_only` sends the same batch with no tenant, the
+//!   path of every notification before tenants existed. The store's read and commit of the batch,
 //!   which cost far more, are not included.
 
 use std::sync::Arc;
@@ -34,7 +33,8 @@ use std::time::Instant;
 
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use switchyard::bench::tenants;
-use switchyard::routing::endpoints::{Directory, LiveDirectory};
+use switchyard::pipeline::router::targets;
+use switchyard::routing::endpoints::LiveDirectory;
 use switchyard::routing::{BuiltinCatalog, RouteTable};
 use switchyard::store::{Notification, Store};
 
@@ -129,32 +129,6 @@ fn notifications(sequence: Option<&[String]>, offset: usize, count: usize) -> Ve
             tenant: sequence.map(|s| s[(offset + i) % s.len()].clone()),
         })
         .collect()
-}
-
-/// A copy of `targets()` in `pipeline/router.rs` (without its test-event branch, which the
-/// bench's notifications never take).
-fn targets(
-    table: &RouteTable,
-    directory: &Directory,
-    notification: &Notification,
-) -> Vec<(Arc<str>, String)> {
-    let Some(tenant) = &notification.tenant else {
-        return table
-            .targets(&notification.kind, &notification.attributes)
-            .into_iter()
-            .map(|t| (t.channel, t.route.to_string()))
-            .collect();
-    };
-    let credit = || format!("tenant:{tenant}");
-    let mut targets: Vec<(Arc<str>, String)> = table
-        .targets(&notification.kind, &notification.attributes)
-        .into_iter()
-        .map(|t| (t.channel, t.route.to_string()))
-        .collect();
-    for endpoint in directory.targets(tenant, &notification.kind, &notification.attributes) {
-        targets.push((endpoint.channel.clone(), credit()));
-    }
-    targets
 }
 
 fn endpoints(c: &mut Criterion) {

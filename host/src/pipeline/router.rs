@@ -422,8 +422,9 @@ fn plan_queued(
 
 /// Where a notification goes, each with what chose it: the YAML routes' channels, then,
 /// for a notification sent for a tenant, that tenant's matching endpoints (credited to
-/// `tenant:<id>`). A test event goes only to the endpoint it names.
-fn targets(
+/// `tenant:<id>`). A test event goes only to the endpoint it names. Public for the
+/// `endpoints` benchmark.
+pub fn targets(
     table: &RouteTable,
     directory: &Directory,
     notification: &Notification,
