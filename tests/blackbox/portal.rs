@@ -512,16 +512,31 @@ async fn a_portal_session_reaches_only_its_own_tenant() {
 }
 
 /// Links expire after `portal.link_ttl`; sessions end after `portal.session_ttl` however
-/// busy; `portal.frame_ancestors` is the portal's `frame-ancestors`, without entries that
-/// are not origins.
+/// busy; `portal.frame_ancestors` is the portal's `frame-ancestors`, and an entry that is
+/// not an origin stops the hub before it starts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_and_sessions_expire_and_framing_follows_the_config() {
+    let refused = Hub::new(ROUTES)
+        .env(
+            "SWITCHYARD_PORTAL__FRAME_ANCESTORS",
+            "https://app.example.com, javascript:alert(1)",
+        )
+        .command(&["token", "create", "refused"])
+        .output()
+        .expect("can run switchyard");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(!refused.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("`javascript:alert(1)` is not an origin"),
+        "{stderr}"
+    );
+
     let mut hub = Hub::new(ROUTES)
         .env("SWITCHYARD_PORTAL__LINK_TTL", "1s")
         .env("SWITCHYARD_PORTAL__SESSION_TTL", "3s")
         .env(
             "SWITCHYARD_PORTAL__FRAME_ANCESTORS",
-            "https://app.example.com, https://*.example.org:8443, javascript:alert(1)",
+            "https://app.example.com, https://*.example.org:8443/",
         );
     hub.start().await;
     create_tenant(&hub, "acme").await;

@@ -205,8 +205,9 @@ fn templates() -> Environment<'static> {
 
 /// The `frame-ancestors` sources of `configured`: each must be an origin such as
 /// `https://app.example.com` (a port, and a `*.` wildcard for subdomains, are allowed).
-/// Anything else is left out and logged, so a mistake in the list can narrow who may
-/// frame the portal, never widen it or reach past the directive.
+/// The config is refused when an entry is not one; should one get here all the same, it
+/// is left out and logged, so a mistake can narrow who may frame the portal, never widen
+/// it or reach past the directive.
 fn frame_sources(configured: &[String]) -> Vec<String> {
     configured
         .iter()
