@@ -308,12 +308,28 @@ pub(crate) async fn fill(browser: &Client, selector: &str, value: &str) {
     field.send_keys(value).await.expect("can type");
 }
 
+/// Clicks a link or submit button and waits until the browser has left the page.
+///
+/// Every click in these tests loads a new page. Without the wait, a search right after
+/// the click can still find an element of the old page (a flash notice carried in the
+/// URL, say) and then read it after it went stale, or read the old page's text.
 pub(crate) async fn click(browser: &Client, selector: &str) {
+    let old_page = find(browser, "html").await;
     find(browser, selector)
         .await
         .click()
         .await
         .unwrap_or_else(|e| panic!("cannot click `{selector}`: {e}"));
+    // Any command on an element of a replaced document fails (stale element).
+    let deadline = Instant::now() + DEADLINE;
+    while old_page.tag_name().await.is_ok() {
+        assert!(
+            Instant::now() < deadline,
+            "clicking `{selector}` did not leave {} within {DEADLINE:?}",
+            path(browser).await
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 pub(crate) async fn text(element: &Element) -> String {
