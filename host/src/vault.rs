@@ -466,10 +466,17 @@ impl Vault {
     /// master keys), while older keys still check what was signed before a rotation. Each
     /// is HMAC-SHA256 of the master key over the purpose, so it reveals nothing of the
     /// master key, and keys for different purposes are unrelated.
+    ///
+    /// It reads the key file each time (portal links are minted and checked rarely), so a
+    /// running hub signs and checks with the keys another process rotated to, not the ones
+    /// it started with and which that rotation retired.
     pub fn derived_keys(&self, purpose: &str) -> Vec<[u8; 32]> {
         use hmac::Mac;
-        self.ring()
-            .keys
+        let ring = self.reload_ring().unwrap_or_else(|error| {
+            tracing::warn!(%error, "could not re-read the key file; using the keys read before");
+            self.ring()
+        });
+        ring.keys
             .iter()
             .map(|key| {
                 let mut mac = <hmac::Hmac<Sha256> as Mac>::new_from_slice(&key.bytes)
@@ -1287,6 +1294,12 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(key_id, rotation.new_key_id.to_string());
+        // What it signs for every process now comes from the new key alone.
+        assert_eq!(
+            hub.derived_keys("portal-link"),
+            command_line.derived_keys("portal-link")
+        );
+        assert_eq!(hub.derived_keys("portal-link").len(), 1);
     }
 
     #[tokio::test]
