@@ -577,6 +577,41 @@ async fn links_and_sessions_expire_and_framing_follows_the_config() {
     assert_eq!(ended.status, 401, "{ended}");
 }
 
+/// A tenant's id can be given to a new tenant once it is deleted, and the new tenant is
+/// someone else: the deleted one's session has ended, and its links, spent or not, open
+/// nothing, before or after the id is taken again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_tenants_links_and_sessions_never_open_a_new_tenant_with_its_id() {
+    let hub = Hub::started(ROUTES).await;
+    create_tenant(&hub, "acme").await;
+    let cookie = session(&hub, &mint(&hub, "acme").await).await;
+    let unopened = mint(&hub, "acme").await;
+    let home = Answer::of(as_visitor(&hub, reqwest::Method::GET, "/portal", &cookie)).await;
+    assert_eq!(home.status, 200, "{home}");
+
+    let deleted = Answer::of(hub.api(reqwest::Method::DELETE, "/api/v1/tenants/acme")).await;
+    assert_eq!(deleted.status, 204, "{deleted}");
+    let gone = Answer::of(as_visitor(&hub, reqwest::Method::GET, "/portal", &cookie)).await;
+    assert_eq!(gone.status, 401, "after the delete: {gone}");
+    create_tenant(&hub, "acme").await;
+    let ended = Answer::of(as_visitor(&hub, reqwest::Method::GET, "/portal", &cookie)).await;
+    assert_eq!(
+        ended.status, 401,
+        "the new acme's portal, by the old session: {ended}"
+    );
+    let refused = enter(&hub, &unopened).await;
+    assert_eq!(
+        refused.status, 403,
+        "the new acme's portal, by an old link: {refused}"
+    );
+    assert!(refused.text().contains("no longer exists"), "{refused}");
+    assert!(refused.header("set-cookie").is_none(), "{refused}");
+    // The new tenant's own links open its portal.
+    let fresh = session(&hub, &mint(&hub, "acme").await).await;
+    let new_home = Answer::of(as_visitor(&hub, reqwest::Method::GET, "/portal", &fresh)).await;
+    assert_eq!(new_home.status, 200, "{new_home}");
+}
+
 /// The master key of a deployment whose processes share one store: 32 bytes, base64.
 const SHARED_MASTER_KEY: &str = "YmxhY2tib3gtcG9ydGFsLW1hc3Rlci1rZXktMDEyMzQ=";
 

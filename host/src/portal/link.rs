@@ -1,7 +1,9 @@
 //! Portal link tokens: what a link carries, and its signature.
 //!
 //! A token is `<claims>.<mac>`, both base64url without padding. The claims are JSON:
-//! the version, the tenant, when the link expires (Unix ms) and the link's random id. The
+//! the version, the tenant and when it was created (so a link to a deleted tenant never
+//! opens a later tenant given the same id), when the link expires (Unix ms) and the
+//! link's random id. The
 //! MAC is HMAC-SHA256 over the encoded claims exactly as they travel, so nothing has to be
 //! re-encoded the same way to check it, under a key derived from the vault's master key
 //! ([`crate::vault::Vault::derived_keys`]): every process of a deployment shares that key,
@@ -24,7 +26,8 @@ use crate::crypto;
 /// What the key that signs links is derived for.
 pub const KEY_PURPOSE: &str = "portal-link";
 
-const VERSION: u8 = 1;
+/// 2 added `born`; a version 1 link (minted before) is refused, and a new one asked for.
+const VERSION: u8 = 2;
 /// Far longer than any token made here (a 64-character tenant id gives about 250): a
 /// longer one is refused before anything is decoded or hashed.
 const MAX_TOKEN_LEN: usize = 1024;
@@ -36,6 +39,9 @@ const MAC_LEN: usize = 32;
 pub struct Claims {
     v: u8,
     pub tenant: String,
+    /// When the tenant was created (Unix ms): ids can be reused after a delete, and the
+    /// link is for this tenant only, not a later one with its id.
+    pub born: i64,
     /// When the link stops opening, in Unix ms.
     pub exp: i64,
     /// The link's id: opening the link spends it.
@@ -43,13 +49,14 @@ pub struct Claims {
 }
 
 impl Claims {
-    /// A new link to `tenant`'s portal, with a fresh random id.
-    pub fn new(tenant: &str, expires_at_ms: i64) -> Claims {
+    /// A new link to the portal of `tenant`, created at `born`, with a fresh random id.
+    pub fn new(tenant: &str, born: i64, expires_at_ms: i64) -> Claims {
         let mut id = [0u8; 16];
         rand::rng().fill_bytes(&mut id);
         Claims {
             v: VERSION,
             tenant: tenant.to_owned(),
+            born,
             exp: expires_at_ms,
             id: URL_SAFE_NO_PAD.encode(id),
         }
@@ -102,7 +109,7 @@ mod tests {
 
     #[test]
     fn a_signed_token_verifies_under_its_key_or_a_ring_that_holds_it() {
-        let claims = Claims::new("acme", 1_795_910_400_000);
+        let claims = Claims::new("acme", 1_795_000_000_000, 1_795_910_400_000);
         let token = sign(&KEY, &claims);
         assert_eq!(verify(&[KEY], &token), Some(claims.clone()));
         assert_eq!(verify(&[OTHER_KEY, KEY], &token), Some(claims));
@@ -112,15 +119,24 @@ mod tests {
 
     #[test]
     fn links_get_distinct_ids() {
-        assert_ne!(Claims::new("acme", 0).id, Claims::new("acme", 0).id);
+        assert_ne!(
+            Claims::new("acme", 1_795_000_000_000, 0).id,
+            Claims::new("acme", 1_795_000_000_000, 0).id
+        );
     }
 
     #[test]
     fn any_change_to_a_token_is_refused() {
-        let token = sign(&KEY, &Claims::new("acme", 1_795_910_400_000));
+        let token = sign(
+            &KEY,
+            &Claims::new("acme", 1_795_000_000_000, 1_795_910_400_000),
+        );
         let (claims, mac) = token.split_once('.').unwrap();
         // Another tenant's claims under this token's MAC.
-        let globex = sign(&KEY, &Claims::new("globex", 1_795_910_400_000));
+        let globex = sign(
+            &KEY,
+            &Claims::new("globex", 1_795_000_000_000, 1_795_910_400_000),
+        );
         let (globex_claims, _) = globex.split_once('.').unwrap();
         assert_eq!(verify(&[KEY], &format!("{globex_claims}.{mac}")), None);
         // Every single character changed, one at a time.
@@ -146,8 +162,12 @@ mod tests {
 
     #[test]
     fn a_well_signed_token_of_another_version_is_refused() {
-        let mut claims = Claims::new("acme", 0);
-        claims.v = 2;
+        let mut claims = Claims::new("acme", 1_795_000_000_000, 0);
+        claims.v = VERSION + 1;
         assert_eq!(verify(&[KEY], &sign(&KEY, &claims)), None);
+        // A version 1 link (no `born`) is refused too.
+        let v1 = URL_SAFE_NO_PAD.encode(r#"{"v":1,"tenant":"acme","exp":0,"id":"x"}"#);
+        let token = format!("{v1}.{}", URL_SAFE_NO_PAD.encode(mac(&KEY, &v1)));
+        assert_eq!(verify(&[KEY], &token), None);
     }
 }

@@ -41,7 +41,7 @@ pub struct PortalLink {
 /// Mints a link to `tenant`'s portal: it opens one portal session, within
 /// `portal.link_ttl`. Not found when there is no such tenant.
 pub async fn mint_link(hub: &Hub, tenant: &str) -> Result<PortalLink, TenancyError> {
-    hub.tenancy.tenant(tenant).await?;
+    let born = hub.tenancy.tenant(tenant).await?.created_at;
     let expires_at_ms =
         crate::store::now_ms().saturating_add(hub.config.portal.link_ttl.as_millis() as i64);
     let key = hub
@@ -50,7 +50,7 @@ pub async fn mint_link(hub: &Hub, tenant: &str) -> Result<PortalLink, TenancyErr
         .into_iter()
         .next()
         .expect("a key ring holds at least one key");
-    let token = link::sign(&key, &link::Claims::new(tenant, expires_at_ms));
+    let token = link::sign(&key, &link::Claims::new(tenant, born, expires_at_ms));
     tracing::info!(tenant, "minted a portal link");
     let mut base = hub.config.public_url();
     if hub.config.public_url.is_none() {

@@ -48,7 +48,8 @@ impl Visitor {
 
 impl Portal {
     /// The visitor of a page: a live session whose tenant still exists, or the page that
-    /// says the session has ended.
+    /// says the session has ended. A session that began before its tenant was created was
+    /// opened for a deleted tenant whose id was given to a new one: it has ended too.
     async fn visitor(&self, request: &Request) -> Result<Visitor, Response> {
         let Some(session_id) = session::session_cookie(request.headers()) else {
             return Err(self.signed_out());
@@ -65,8 +66,10 @@ impl Portal {
             Err(error) => return Err(self.failure(None, error.into())),
         };
         match self.hub.tenancy.tenant(&live.tenant_id).await {
-            Ok(tenant) => Ok(Visitor { session_id, tenant }),
-            Err(TenancyError::NotFound(_)) => Err(self.signed_out()),
+            Ok(tenant) if live.created_at >= tenant.created_at => {
+                Ok(Visitor { session_id, tenant })
+            }
+            Ok(_) | Err(TenancyError::NotFound(_)) => Err(self.signed_out()),
             Err(error) => Err(self.failure(None, error)),
         }
     }
@@ -237,8 +240,9 @@ pub async fn enter(
         ));
     }
     match portal.hub.tenancy.tenant(&claims.tenant).await {
-        Ok(_) => {}
-        Err(TenancyError::NotFound(_)) => {
+        Ok(tenant) if tenant.created_at == claims.born => {}
+        // Deleted, and the id given to a new tenant since: someone else's account.
+        Ok(_) | Err(TenancyError::NotFound(_)) => {
             return refused(&format!("Its account no longer exists. {ASK_AGAIN}"));
         }
         Err(error) => return portal.failure(None, error),

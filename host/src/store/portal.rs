@@ -9,6 +9,7 @@ use super::{Result, Store};
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PortalSession {
     pub tenant_id: String,
+    pub created_at: i64,
     pub expires_at: i64,
 }
 
@@ -61,7 +62,7 @@ impl Store {
     ) -> Result<Option<PortalSession>> {
         on_pool!(&self.reader, |pool, Db, dialect| {
             Ok(sqlx::query_as(
-                "SELECT tenant_id, expires_at FROM portal_sessions \
+                "SELECT tenant_id, created_at, expires_at FROM portal_sessions \
                  WHERE session_digest = $1 AND expires_at > $2",
             )
             .bind(session_digest)
