@@ -47,13 +47,16 @@ impl Default for FetchPolicy {
 
 /// A host name the hub answers itself, in-process: a plugin granted that name reaches the
 /// hub's own service (such as the WebSocket inbox) through `fetch`, and nothing goes out on
-/// the network. The names end in `.switchyard.local`, which no DNS resolves.
+/// the network. The names end in [`LOCAL_SUFFIX`], which no DNS resolves.
 pub trait LocalHost: Send + Sync {
     /// The reserved name, such as `websocket.switchyard.local`.
     fn name(&self) -> &str;
     /// Answers one request.
     fn handle(&self, request: HttpRequest) -> futures::future::BoxFuture<'static, HttpResponse>;
 }
+
+/// How the names of [`LocalHost`]s end.
+pub const LOCAL_SUFFIX: &str = ".switchyard.local";
 
 /// The client every plugin's `fetch` goes through.
 pub(crate) struct Outbound {
@@ -262,36 +265,33 @@ impl Resolve for GuardedResolver {
                 .into_iter()
                 .filter(|addr| match forbidden(addr.ip(), allow_loopback) {
                     Some(why) => {
-                        refused.get_or_insert((addr.ip(), why));
+                        refused.get_or_insert(why);
                         false
                     }
                     None => true,
                 })
                 .collect();
             if allowed.is_empty() {
-                let (ip, why) = refused.ok_or_else(|| format!("{host} has no address"))?;
-                return Err(Box::new(ForbiddenAddress { host, ip, why }) as _);
+                let why = refused.ok_or_else(|| format!("{host} has no address"))?;
+                return Err(Box::new(ForbiddenAddress { host, why }) as _);
             }
             Ok(Box::new(allowed.into_iter()) as Addrs)
         })
     }
 }
 
-/// A name that resolved only to addresses a plugin must not reach.
+/// A name that resolved only to addresses a plugin must not reach. It says what kind of
+/// address, not which: the message reaches the attempt log, which a tenant reads, and the
+/// addresses behind the operator's internal names are not the tenant's to map.
 #[derive(Debug)]
 struct ForbiddenAddress {
     host: String,
-    ip: IpAddr,
     why: &'static str,
 }
 
 impl std::fmt::Display for ForbiddenAddress {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} resolves to {}, which is {}",
-            self.host, self.ip, self.why
-        )
+        write!(f, "{} resolves to {}", self.host, self.why)
     }
 }
 

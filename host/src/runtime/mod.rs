@@ -44,7 +44,7 @@ pub use bindings::types::{
     Transformed, Transport,
 };
 pub use builtin::{BUILTIN_PLUGINS, world as builtin_world};
-pub use fetch::{FetchPolicy, LocalHost};
+pub use fetch::{FetchPolicy, LOCAL_SUFFIX, LocalHost};
 pub use load::{CONTRACT_VERSION, LEGACY_CONTRACT_VERSION, LoadError, Manifest, World};
 
 use bindings::adapter::AdapterPre;
