@@ -16,7 +16,7 @@ use crate::routing::endpoints::{
 };
 use crate::routing::{KindPattern, LiveRoutes, PluginCatalog as _, RateLimit};
 use crate::runtime::World;
-use crate::store::{self, EndpointRow, Page, Store, Tenant};
+use crate::store::{self, EndpointRefused, EndpointRow, Page, Store, Tenant};
 use crate::vault::{self, Vault};
 
 /// The kind of the notification a "send test event" makes. It goes only to the endpoint
@@ -26,6 +26,19 @@ pub const TEST_KIND: &str = "switchyard.endpoint.test";
 pub const DISABLED_KIND: &str = "switchyard.endpoint.disabled";
 /// The source of the hub's own notifications.
 pub const SOURCE: &str = "switchyard";
+/// How the source of what a tenant's own token sent begins (`tenant:api`,
+/// `tenant:graphql`): such a notification goes to that tenant's endpoints only, never to
+/// the operator's YAML routes, which a tenant must not reach (a pager, the team's chat).
+pub const TENANT_SENT_PREFIX: &str = "tenant:";
+
+/// The source of a notification sent through `front_door` (`api`, `graphql`) with a token
+/// confined to `token_tenant`, if it is.
+pub fn source<'a>(front_door: &'a str, token_tenant: Option<&str>) -> std::borrow::Cow<'a, str> {
+    match token_tenant {
+        None => front_door.into(),
+        Some(_) => format!("{TENANT_SENT_PREFIX}{front_door}").into(),
+    }
+}
 
 /// The grace of a rotated-out secret when none is asked for: a day, as receivers need to
 /// deploy the new one.
@@ -62,6 +75,21 @@ pub enum TenancyError {
     Vault(#[from] vault::Error),
     #[error("the hub could not store that right now; nothing was done; retry")]
     Unavailable,
+}
+
+fn full(tenant: &str) -> TenancyError {
+    TenancyError::Conflict(format!(
+        "tenant `{tenant}` has {MAX_ENDPOINTS_PER_TENANT} endpoints, the most one may have"
+    ))
+}
+
+/// A transform runs with the operator's secrets and reaches the operator's hosts, on a
+/// payload the tenant may have written: only the operator attaches one.
+fn operator_transforms() -> TenancyError {
+    invalid(
+        "transforms",
+        "only the operator chooses an endpoint's transforms; send the endpoint's current `transforms` unchanged",
+    )
 }
 
 fn invalid(field: &str, message: impl Into<String>) -> TenancyError {
@@ -247,6 +275,7 @@ impl Tenancy {
         draft: EndpointDraft,
         actor: Actor,
     ) -> Result<Created> {
+        // Checked here to fail before sealing anything, and again as the row is stored.
         if !self.tenant_exists(tenant).await? {
             return Err(no_tenant(tenant));
         }
@@ -255,9 +284,10 @@ impl Tenancy {
             limit: MAX_ENDPOINTS_PER_TENANT as u32,
         };
         if self.store.list_endpoints(tenant, &page).await?.len() >= MAX_ENDPOINTS_PER_TENANT {
-            return Err(TenancyError::Conflict(format!(
-                "tenant `{tenant}` has {MAX_ENDPOINTS_PER_TENANT} endpoints, the most one may have"
-            )));
+            return Err(full(tenant));
+        }
+        if actor == Actor::Tenant && !draft.transforms.is_empty() {
+            return Err(operator_transforms());
         }
         let now = store::now_ms();
         let mut draft = draft;
@@ -274,7 +304,21 @@ impl Tenancy {
         for (name, value) in &secrets {
             self.vault.set(&channel, name, value).await?;
         }
-        self.store.insert_endpoint(&row).await?;
+        let refused = match self
+            .store
+            .insert_endpoint(&row, MAX_ENDPOINTS_PER_TENANT)
+            .await
+        {
+            Ok(Ok(())) => None,
+            Ok(Err(EndpointRefused::NoTenant)) => Some(no_tenant(tenant)),
+            Ok(Err(EndpointRefused::Full)) => Some(full(tenant)),
+            Err(error) => Some(error.into()),
+        };
+        if let Some(error) = refused {
+            // Nothing names this channel: its secrets go.
+            self.forget_secrets(&row.id).await;
+            return Err(error);
+        }
         self.sync().await;
         Ok(Created {
             endpoint: row,
@@ -304,11 +348,15 @@ impl Tenancy {
         actor: Actor,
     ) -> Result<EndpointRow> {
         let current = self.endpoint(tenant, id).await?;
-        if actor == Actor::Tenant && current.url.is_none() && draft.url.is_none() {
+        // Not even to a URL: that would throw away the operator's plugin and its secrets.
+        if actor == Actor::Tenant && current.url.is_none() {
             return Err(invalid(
                 "plugin",
                 "this endpoint's channel plugin was chosen by the operator; only the operator can change it",
             ));
+        }
+        if actor == Actor::Tenant && draft.transforms != current.transforms {
+            return Err(operator_transforms());
         }
         let mut draft = draft;
         let secrets = draft.secrets.take();
@@ -742,13 +790,23 @@ fn check_url(url: &str) -> Result<String> {
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(invalid("url", "the URL's scheme is http or https"));
     }
-    match parsed.host_str() {
-        Some(host) if !host.is_empty() => {
-            let host = host.trim_start_matches('[').trim_end_matches(']');
-            Ok(host.to_ascii_lowercase())
-        }
-        _ => Err(invalid("url", "the URL has no host")),
+    let host = match parsed.host_str() {
+        Some(host) if !host.is_empty() => host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_ascii_lowercase(),
+        _ => return Err(invalid("url", "the URL has no host")),
+    };
+    // The hub answers these names itself (the WebSocket inbox): not a place to send to.
+    let local = crate::runtime::LOCAL_SUFFIX;
+    let name = host.trim_end_matches('.');
+    if name.ends_with(local) || name == &local[1..] {
+        return Err(invalid(
+            "url",
+            format!("names under `{}` are the hub's own", &local[1..]),
+        ));
     }
+    Ok(host)
 }
 
 /// A name from the caller, cut short for a message.
@@ -809,6 +867,13 @@ mod tests {
         );
         assert_eq!(check_url("http://127.0.0.1:8080/h").unwrap(), "127.0.0.1");
         assert!(check_url("ftp://example.com").is_err());
+        for local in [
+            "http://websocket.switchyard.local/inbox",
+            "http://WebSocket.Switchyard.Local./inbox",
+            "https://switchyard.local",
+        ] {
+            assert!(check_url(local).is_err(), "{local}");
+        }
         assert!(check_url("example.com/x").is_err());
         assert!(check_url(&format!("https://e.com/{}", "a".repeat(MAX_URL))).is_err());
     }

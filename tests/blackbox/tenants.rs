@@ -191,6 +191,60 @@ async fn a_tenant_token_reaches_only_its_own_tenant() {
     )
     .await;
     assert_eq!(plugin.problem(422)["field"], "plugin");
+    // Nor are an operator's endpoints and transforms the tenant's to change: a transform
+    // runs with the operator's secrets, on a payload the tenant wrote.
+    let (operators, _) = create_endpoint(&hub, "acme", json!({"plugin": "log"})).await;
+    let operators_path = format!(
+        "/api/v1/tenants/acme/endpoints/{}",
+        operators["id"].as_str().unwrap()
+    );
+    let taken_over = Answer::of(
+        as_acme(reqwest::Method::PUT, &operators_path)
+            .header("content-type", "application/json")
+            .body(json!({"url": receiver.url("/acme")}).to_string()),
+    )
+    .await;
+    assert_eq!(taken_over.problem(422)["field"], "plugin");
+    assert_eq!(hub.get(&operators_path).await.json()["plugin"], "log");
+    let transformed = Answer::of(
+        as_acme(reqwest::Method::POST, "/api/v1/tenants/acme/endpoints")
+            .header("content-type", "application/json")
+            .body(json!({"url": receiver.url("/acme"), "transforms": ["redact"]}).to_string()),
+    )
+    .await;
+    assert_eq!(transformed.problem(422)["field"], "transforms");
+
+    // What it sends goes to its own endpoints, not to the operator's routes (`/ops`).
+    let sent = Answer::of(
+        as_acme(reqwest::Method::POST, "/api/v1/tenants/acme/notifications")
+            .header("content-type", "application/json")
+            .body(json!({"kind": "incident.opened", "payload": {}}).to_string()),
+    )
+    .await;
+    assert_eq!(sent.status, 202, "{sent}");
+    let id = sent.json()["id"].as_str().unwrap().to_owned();
+    hub.wait_until_settled(&id, "delivered").await;
+    let record = hub.notification(&id).await;
+    assert_eq!(record["source"], "tenant:api", "{record:#}");
+    let channels: Vec<&str> = record["deliveries"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{record:#}"))
+        .iter()
+        .map(|d| d["channel"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        channels.len(),
+        2,
+        "acme's URL and log endpoints: {record:#}"
+    );
+    assert!(
+        channels.iter().all(|c| c.starts_with("endpoint:")),
+        "{record:#}"
+    );
+    assert!(
+        receiver.received().iter().all(|r| r.path != "/ops"),
+        "a tenant reached the operator's route"
+    );
 
     // Another tenant's, existing or not, and guessed ids: refused alike.
     for (method, path) in [

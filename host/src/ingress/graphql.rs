@@ -452,7 +452,8 @@ impl Notification {
         &self.inner.kind
     }
 
-    /// Where it came from: `api`, `graphql`, or a webhook source's name.
+    /// Where it came from: `api`, `graphql`, `tenant:api` or `tenant:graphql` (a tenant's
+    /// own token), `switchyard` (the hub), or a webhook source's name.
     async fn source(&self) -> &str {
         &self.inner.source
     }
@@ -1268,7 +1269,13 @@ async fn send(
         .map_err(problem_error)?;
     match hub
         .acceptor
-        .accept(GRAPHQL_SOURCE, Some(&token.id), tenant, drafts, None)
+        .accept(
+            &tenancy::source(GRAPHQL_SOURCE, token.tenant.as_deref()),
+            Some(&token.id),
+            tenant,
+            drafts,
+            None,
+        )
         .await
     {
         Ok(Accepted::Stored(items)) => Ok(items

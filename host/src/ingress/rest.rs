@@ -364,7 +364,8 @@ impl Example for DeliveryOut {
 struct NotificationOut {
     id: String,
     kind: String,
-    /// Where it came from: `api` for the REST API, else the source's name.
+    /// Where it came from: `api` for the REST API, `tenant:api` for a tenant's own token,
+    /// else the source's name.
     source: String,
     attributes: BTreeMap<String, String>,
     /// The JSON it was sent with (`null` when it had none).
@@ -1116,7 +1117,13 @@ impl Api {
         match self
             .hub
             .acceptor
-            .accept(REST_SOURCE, Some(&token.id), tenant, drafts, request_key)
+            .accept(
+                &crate::tenancy::source(REST_SOURCE, token.tenant.as_deref()),
+                Some(&token.id),
+                tenant,
+                drafts,
+                request_key,
+            )
             .await
         {
             Ok(Accepted::Stored(items)) => Ok((items, false)),

@@ -422,8 +422,8 @@ fn plan_queued(
 
 /// Where a notification goes, each with what chose it: the YAML routes' channels, then,
 /// for a notification sent for a tenant, that tenant's matching endpoints (credited to
-/// `tenant:<id>`). A test event goes only to the endpoint it names. Public for the
-/// `endpoints` benchmark.
+/// `tenant:<id>`). What a tenant's own token sent goes to its endpoints only, and a test
+/// event only to the endpoint it names. Public for the `endpoints` benchmark.
 pub fn targets(
     table: &RouteTable,
     directory: &Directory,
@@ -448,11 +448,16 @@ pub fn targets(
             .map(|e| vec![(e.channel.clone(), credit())])
             .unwrap_or_default();
     }
-    let mut targets: Vec<(Arc<str>, String)> = table
-        .targets(&notification.kind, &notification.attributes)
-        .into_iter()
-        .map(|t| (t.channel, t.route.to_string()))
-        .collect();
+    let mut targets: Vec<(Arc<str>, String)> =
+        if notification.source.starts_with(tenancy::TENANT_SENT_PREFIX) {
+            Vec::new()
+        } else {
+            table
+                .targets(&notification.kind, &notification.attributes)
+                .into_iter()
+                .map(|t| (t.channel, t.route.to_string()))
+                .collect()
+        };
     for endpoint in directory.targets(tenant, &notification.kind, &notification.attributes) {
         targets.push((endpoint.channel.clone(), credit()));
     }

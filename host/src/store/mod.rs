@@ -40,7 +40,7 @@ pub use backend::{AppliedMigration, create_private_dir};
 pub use plugins::{PluginVersion, UploadedPlugin};
 pub use portal::{NewPortalSession, PortalSession};
 pub use secrets::{SealedSecret, SecretInfo};
-pub use tenants::{Changes, EndpointDelivery, EndpointRow, Page, Tenant};
+pub use tenants::{Changes, EndpointDelivery, EndpointRefused, EndpointRow, Page, Tenant};
 pub use tokens::{NewToken, Scope, Scopes, TokenRecord};
 
 /// A store failure. Callers log it; the API shows a generic 500 or 503, never this text.

@@ -154,6 +154,15 @@ pub struct Page {
     pub limit: u32,
 }
 
+/// Why [`Store::insert_endpoint`] stored nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndpointRefused {
+    /// No live tenant has the endpoint's `tenant_id`.
+    NoTenant,
+    /// The tenant has as many endpoints as it may.
+    Full,
+}
+
 /// What changed since a time: the directory applies these.
 #[derive(Debug, Default)]
 pub struct Changes {
@@ -224,7 +233,8 @@ impl Store {
         })
     }
 
-    /// Deletes tenant `id` and its endpoints, and revokes its tokens; `None` when there is
+    /// Deletes tenant `id` and its endpoints, and revokes its tokens and ends its portal
+    /// sessions; `None` when there is
     /// no such live tenant. Returns the deleted endpoints' ids (their secrets are for the
     /// caller to remove).
     pub async fn delete_tenant(&self, id: &str) -> Result<Option<Vec<String>>> {
@@ -257,6 +267,13 @@ impl Store {
             .bind(id)
             .execute(&mut *tx)
             .await?;
+            sqlx::query(
+                "UPDATE portal_sessions SET expires_at = $1 WHERE tenant_id = $2 AND expires_at > $1",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
             for endpoint in &ids {
                 sqlx::query(BURY_PENDING)
                     .bind(now)
@@ -269,9 +286,39 @@ impl Store {
         })
     }
 
-    /// Stores a new endpoint (its id and times already set).
-    pub async fn insert_endpoint(&self, endpoint: &EndpointRow) -> Result<()> {
+    /// Stores a new endpoint (its id and times already set) when its tenant is live and
+    /// has fewer than `max` endpoints. The check and the insert are one transaction that
+    /// holds the tenant (its row, locked, on PostgreSQL; the write lock on SQLite), so
+    /// creates in parallel cannot all pass the cap, and none lands on a tenant being
+    /// deleted.
+    pub async fn insert_endpoint(
+        &self,
+        endpoint: &EndpointRow,
+        max: usize,
+    ) -> Result<Result<(), EndpointRefused>> {
         on_writer!(self, "insert_endpoint", Nothing, |pool, Db, dialect| {
+            let mut tx = pool
+                .begin_with(dialect.pick("BEGIN IMMEDIATE", "BEGIN"))
+                .await?;
+            let live: Option<String> = sqlx::query_scalar(dialect.pick(
+                "SELECT id FROM tenants WHERE id = $1 AND deleted_at IS NULL",
+                "SELECT id FROM tenants WHERE id = $1 AND deleted_at IS NULL FOR UPDATE",
+            ))
+            .bind(&endpoint.tenant_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if live.is_none() {
+                return Ok(Err(EndpointRefused::NoTenant));
+            }
+            let count: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM endpoints WHERE tenant_id = $1 AND deleted_at IS NULL",
+            )
+            .bind(&endpoint.tenant_id)
+            .fetch_one(&mut *tx)
+            .await?;
+            if count >= max as i64 {
+                return Ok(Err(EndpointRefused::Full));
+            }
             sqlx::query(&format!(
                 "INSERT INTO endpoints ({COLUMNS}) VALUES \
                  ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)"
@@ -296,9 +343,10 @@ impl Store {
             .bind(endpoint.updated_at)
             .bind(endpoint.deleted_at)
             .bind(to_json(&endpoint.secret_names))
-            .execute(pool)
+            .execute(&mut *tx)
             .await?;
-            Ok(())
+            tx.commit().await?;
+            Ok(Ok(()))
         })
     }
 

@@ -10,8 +10,8 @@ use sqlx::Connection as _;
 use switchyard::routing::endpoints::LiveDirectory;
 use switchyard::store::{
     AcceptBatch, Accepted, AcceptedItem, AttemptOutcome, AttemptRecord, DeadLetterFilter,
-    EndpointRow, NewDelivery, NextStep, Notification, NotificationFilter, Page, RequestKey,
-    RoutingCommit, Scope, Scopes, Store, now_ms,
+    EndpointRefused, EndpointRow, NewDelivery, NewPortalSession, NextStep, Notification,
+    NotificationFilter, Page, RequestKey, RoutingCommit, Scope, Scopes, Store, now_ms,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -56,6 +56,7 @@ on_both_backends!(
     other_repositories,
     tenants_and_endpoints,
     a_quiet_directory_reads_nothing_again,
+    endpoints_land_only_on_a_live_tenant_within_its_cap,
 );
 
 /// A store for one test, and what it takes to clean up after it.
@@ -1379,7 +1380,7 @@ async fn tenants_and_endpoints(backend: Backend) {
     );
 
     let row = endpoint_row("e1", "acme");
-    store.insert_endpoint(&row).await.unwrap();
+    store.insert_endpoint(&row, 100).await.unwrap().unwrap();
     assert_eq!(
         store.endpoint("acme", "e1").await.unwrap(),
         Some(row.clone())
@@ -1544,8 +1545,9 @@ async fn tenants_and_endpoints(backend: Backend) {
 
     // Deleted rows are purged once old enough; live ones stay.
     store
-        .insert_endpoint(&endpoint_row("e9", "globex"))
+        .insert_endpoint(&endpoint_row("e9", "globex"), 100)
         .await
+        .unwrap()
         .unwrap();
     assert_eq!(store.purge_deleted_tenancy(0).await.unwrap(), 0);
     assert_eq!(
@@ -1559,14 +1561,93 @@ async fn tenants_and_endpoints(backend: Backend) {
     assert!(store.tenant("acme").await.unwrap().is_some());
 }
 
+/// An endpoint is stored only for a live tenant with room for it, even when creates run in
+/// parallel (each would pass a count made before the others' inserts); deleting a tenant
+/// ends its portal sessions, so none outlives it into a later tenant with its id.
+async fn endpoints_land_only_on_a_live_tenant_within_its_cap(backend: Backend) {
+    const CAP: usize = 5;
+    let store = TestStore::open(backend).await;
+    assert_eq!(
+        store
+            .insert_endpoint(&endpoint_row("e0", "nobody"), CAP)
+            .await
+            .unwrap(),
+        Err(EndpointRefused::NoTenant)
+    );
+    assert!(store.create_tenant("acme", "Acme").await.unwrap());
+    let creates = (0..12).map(|i| {
+        let store = store.store.clone();
+        tokio::spawn(async move {
+            store
+                .insert_endpoint(&endpoint_row(&format!("e{i}"), "acme"), CAP)
+                .await
+                .unwrap()
+        })
+    });
+    let outcomes = futures::future::join_all(creates).await;
+    let stored = outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, Ok(Ok(()))))
+        .count();
+    let full = outcomes
+        .iter()
+        .filter(|outcome| matches!(outcome, Ok(Err(EndpointRefused::Full))))
+        .count();
+    assert_eq!((stored, full), (CAP, 12 - CAP), "{outcomes:?}");
+    let page = Page {
+        after: None,
+        limit: 100,
+    };
+    assert_eq!(
+        store.list_endpoints("acme", &page).await.unwrap().len(),
+        CAP
+    );
+
+    let now = now_ms();
+    assert!(
+        store
+            .open_portal_session(&NewPortalSession {
+                link_id: "link-1",
+                session_digest: "digest-1",
+                tenant_id: "acme",
+                now,
+                expires_at: now + 3_600_000,
+                link_expires_at: now + 600_000,
+            })
+            .await
+            .unwrap()
+    );
+    assert!(
+        store
+            .portal_session("digest-1", now)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(store.delete_tenant("acme").await.unwrap().is_some());
+    assert_eq!(
+        store.portal_session("digest-1", now_ms()).await.unwrap(),
+        None,
+        "a deleted tenant's portal session still works"
+    );
+    assert_eq!(
+        store
+            .insert_endpoint(&endpoint_row("late", "acme"), CAP)
+            .await
+            .unwrap(),
+        Err(EndpointRefused::NoTenant)
+    );
+}
+
 /// The directory reads each change a few times (its overlap) and then no more: a quiet hub
 /// does not read its tenants and endpoints again every second.
 async fn a_quiet_directory_reads_nothing_again(backend: Backend) {
     let store = TestStore::open(backend).await;
     assert!(store.create_tenant("acme", "Acme").await.unwrap());
     store
-        .insert_endpoint(&endpoint_row("e1", "acme"))
+        .insert_endpoint(&endpoint_row("e1", "acme"), 100)
         .await
+        .unwrap()
         .unwrap();
     let directory = LiveDirectory::load(store.store.clone()).await.unwrap();
     let attributes: &[(&str, &str)] = &[("region", "eu")];
