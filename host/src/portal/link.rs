@@ -7,8 +7,9 @@
 //! MAC is HMAC-SHA256 over the encoded claims exactly as they travel, so nothing has to be
 //! re-encoded the same way to check it, under a key derived from the vault's master key
 //! ([`crate::vault::Vault::derived_keys`]): every process of a deployment shares that key,
-//! so a link minted by one opens on another, and it survives restarts. After a master key
-//! rotation, the older keys of the ring still check links signed before it.
+//! so a link minted by one opens on another, and it survives restarts. While a master key
+//! rotation runs, the older keys of the ring still check links signed before it; once it
+//! has retired them, such links stop opening (they last minutes, and new ones are minted).
 //!
 //! Nothing in a token is secret (a tenant id, a time, a random id); it must only be
 //! unforgeable. That the link opens at most once is the store's part (see

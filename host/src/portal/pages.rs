@@ -48,8 +48,9 @@ impl Visitor {
 
 impl Portal {
     /// The visitor of a page: a live session whose tenant still exists, or the page that
-    /// says the session has ended. A session that began before its tenant was created was
-    /// opened for a deleted tenant whose id was given to a new one: it has ended too.
+    /// says the session has ended. A session of a tenant created at another time was opened
+    /// for a deleted tenant whose id was given to a new one: it has ended too. (Creation
+    /// times are compared as stored, never with a clock, which differs between hosts.)
     async fn visitor(&self, request: &Request) -> Result<Visitor, Response> {
         let Some(session_id) = session::session_cookie(request.headers()) else {
             return Err(self.signed_out());
@@ -66,7 +67,7 @@ impl Portal {
             Err(error) => return Err(self.failure(None, error.into())),
         };
         match self.hub.tenancy.tenant(&live.tenant_id).await {
-            Ok(tenant) if live.created_at >= tenant.created_at => {
+            Ok(tenant) if live.tenant_born == tenant.created_at => {
                 Ok(Visitor { session_id, tenant })
             }
             Ok(_) | Err(TenancyError::NotFound(_)) => Err(self.signed_out()),
@@ -228,8 +229,10 @@ pub async fn enter(
         )
     };
     const ASK_AGAIN: &str = "Open the portal again from the product you came from.";
-    let keys = portal.hub.vault.derived_keys(link::KEY_PURPOSE);
-    let Some(claims) = query.token.and_then(|token| link::verify(&keys, &token)) else {
+    let claims = query
+        .token
+        .and_then(|token| link::verify(&portal.hub.vault.derived_keys(link::KEY_PURPOSE), &token));
+    let Some(claims) = claims else {
         tracing::warn!("refused a portal link that is not one the hub signed");
         return refused(&format!("It is not a valid portal link. {ASK_AGAIN}"));
     };
@@ -256,6 +259,7 @@ pub async fn enter(
             link_id: &claims.id,
             session_digest: &session::session_digest(&session_id),
             tenant_id: &claims.tenant,
+            tenant_born: claims.born,
             now,
             expires_at: now.saturating_add(lasts.as_millis() as i64),
             link_expires_at: claims.exp,

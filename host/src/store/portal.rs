@@ -9,7 +9,8 @@ use super::{Result, Store};
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct PortalSession {
     pub tenant_id: String,
-    pub created_at: i64,
+    /// When its tenant was created, as the link that opened it said.
+    pub tenant_born: i64,
     pub expires_at: i64,
 }
 
@@ -21,6 +22,8 @@ pub struct NewPortalSession<'a> {
     /// The digest of the session cookie.
     pub session_digest: &'a str,
     pub tenant_id: &'a str,
+    /// When the tenant was created (the link's `born`).
+    pub tenant_born: i64,
     pub now: i64,
     pub expires_at: i64,
     /// When the link itself expires: the row is kept until then at least.
@@ -39,12 +42,13 @@ impl Store {
                 .await?;
             let done = sqlx::query(
                 "INSERT INTO portal_sessions \
-                 (link_id, session_digest, tenant_id, created_at, expires_at, keep_until) \
-                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (link_id) DO NOTHING",
+                 (link_id, session_digest, tenant_id, tenant_born, created_at, expires_at, keep_until) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (link_id) DO NOTHING",
             )
             .bind(new.link_id)
             .bind(new.session_digest)
             .bind(new.tenant_id)
+            .bind(new.tenant_born)
             .bind(new.now)
             .bind(new.expires_at)
             .bind(keep_until)
@@ -62,7 +66,7 @@ impl Store {
     ) -> Result<Option<PortalSession>> {
         on_pool!(&self.reader, |pool, Db, dialect| {
             Ok(sqlx::query_as(
-                "SELECT tenant_id, created_at, expires_at FROM portal_sessions \
+                "SELECT tenant_id, tenant_born, expires_at FROM portal_sessions \
                  WHERE session_digest = $1 AND expires_at > $2",
             )
             .bind(session_digest)

@@ -1610,6 +1610,7 @@ async fn endpoints_land_only_on_a_live_tenant_within_its_cap(backend: Backend) {
                 link_id: "link-1",
                 session_digest: "digest-1",
                 tenant_id: "acme",
+                tenant_born: 1,
                 now,
                 expires_at: now + 3_600_000,
                 link_expires_at: now + 600_000,
