@@ -56,7 +56,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Write as _};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
@@ -403,7 +403,13 @@ pub struct Vault {
     /// Bumped whenever a secret or the key ring changes through this vault, so caches of
     /// opened secrets know to look again.
     generation: AtomicU64,
+    /// When [`Vault::derived_keys`] last read the key file (Unix ms).
+    derived_keys_read_at: AtomicI64,
 }
+
+/// How often [`Vault::derived_keys`] reads the key file at most: its callers include an
+/// unauthenticated page (the portal's link), which must not turn into file reads on demand.
+const DERIVED_KEYS_REREAD_MS: i64 = 1000;
 
 impl fmt::Debug for Vault {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -451,6 +457,7 @@ impl Vault {
             source,
             ring: RwLock::new(Arc::new(ring)),
             generation: AtomicU64::new(0),
+            derived_keys_read_at: AtomicI64::new(0),
         };
         vault.warn_about_missing_keys().await?;
         Ok(vault)
@@ -463,19 +470,31 @@ impl Vault {
 
     /// A 256-bit key for `purpose` from each master key of the ring, the sealing key's
     /// first: for signing what every process of one deployment must check (they share the
-    /// master keys), while older keys still check what was signed before a rotation. Each
-    /// is HMAC-SHA256 of the master key over the purpose, so it reveals nothing of the
-    /// master key, and keys for different purposes are unrelated.
+    /// master keys), while older keys still check what was signed during a rotation (a
+    /// finished rotation retires them, and what they signed no longer checks). Each is
+    /// HMAC-SHA256 of the master key over the purpose, so it reveals nothing of the master
+    /// key, and keys for different purposes are unrelated.
     ///
-    /// It reads the key file each time (portal links are minted and checked rarely), so a
-    /// running hub signs and checks with the keys another process rotated to, not the ones
-    /// it started with and which that rotation retired.
+    /// It reads the key file again when it last did a second or more ago, so a running hub
+    /// signs and checks with the keys another process rotated to, not the ones it started
+    /// with and which that rotation retired.
     pub fn derived_keys(&self, purpose: &str) -> Vec<[u8; 32]> {
         use hmac::Mac;
-        let ring = self.reload_ring().unwrap_or_else(|error| {
-            tracing::warn!(%error, "could not re-read the key file; using the keys read before");
+        let now = crate::store::now_ms();
+        let read_at = self.derived_keys_read_at.load(Ordering::Acquire);
+        let due = now.saturating_sub(read_at) >= DERIVED_KEYS_REREAD_MS
+            && self
+                .derived_keys_read_at
+                .compare_exchange(read_at, now, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok();
+        let ring = if due {
+            self.reload_ring().unwrap_or_else(|error| {
+                tracing::warn!(%error, "could not re-read the key file; using the keys read before");
+                self.ring()
+            })
+        } else {
             self.ring()
-        });
+        };
         ring.keys
             .iter()
             .map(|key| {
