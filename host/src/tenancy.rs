@@ -307,15 +307,15 @@ impl Tenancy {
         let refused = match self
             .store
             .insert_endpoint(&row, MAX_ENDPOINTS_PER_TENANT)
-            .await
+            .await?
         {
-            Ok(Ok(())) => None,
-            Ok(Err(EndpointRefused::NoTenant)) => Some(no_tenant(tenant)),
-            Ok(Err(EndpointRefused::Full)) => Some(full(tenant)),
-            Err(error) => Some(error.into()),
+            Ok(()) => None,
+            Err(EndpointRefused::NoTenant) => Some(no_tenant(tenant)),
+            Err(EndpointRefused::Full) => Some(full(tenant)),
         };
+        // Refused, nothing names this channel: its secrets go. (After a store error they
+        // stay: the row may have been stored all the same, and would need them.)
         if let Some(error) = refused {
-            // Nothing names this channel: its secrets go.
             self.forget_secrets(&row.id).await;
             return Err(error);
         }

@@ -238,7 +238,9 @@ impl QueryRoot {
         ctx: &Context<'_>,
         #[graphql(desc = "Only this kind; a trailing `*` takes every kind with that prefix.")]
         kind: Option<String>,
-        #[graphql(desc = "Only from this source (`api`, `graphql`, or a webhook source).")]
+        #[graphql(
+            desc = "Only from this source (`api`, `graphql`, `tenant:api` or `tenant:graphql` for a tenant's own token, `switchyard`, or a webhook source)."
+        )]
         source: Option<String>,
         #[graphql(desc = "Only notifications with a delivery in this state.")] state: Option<
             DeliveryState,
@@ -1185,7 +1187,8 @@ pub struct EndpointInput {
     /// the values.
     attributes: Option<async_graphql::Json<BTreeMap<String, Vec<String>>>>,
     /// Transforms to run before delivery: names under `transforms:` in the routes file, or
-    /// transform plugins.
+    /// transform plugins. The operator's to choose: a tenant's token sends the endpoint's
+    /// current ones unchanged.
     #[graphql(default, validator(max_items = 16))]
     transforms: Vec<String>,
     /// At most this many deliveries per second, minute or hour (`50/s`).

@@ -776,7 +776,8 @@ impl Api {
         _token: ReadToken,
         /// Only this kind; a trailing `*` takes every kind with that prefix (`invoice.*`).
         kind: Query<Option<String>>,
-        /// Only from this source (`api` for the REST API).
+        /// Only from this source (`api` for the REST API, `tenant:api` for a tenant's own
+        /// token).
         source: Query<Option<String>>,
         /// Only notifications with a delivery in this state.
         state: Query<Option<DeliveryState>>,

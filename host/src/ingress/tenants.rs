@@ -289,7 +289,8 @@ struct EndpointIn {
     #[serde(default)]
     attributes: BTreeMap<String, Vec<String>>,
     /// Transforms to run before delivery: names under `transforms:` in the routes file, or
-    /// transform plugins.
+    /// transform plugins. The operator's to choose: a tenant's token sends the endpoint's
+    /// current ones unchanged.
     #[oai(default, validator(max_items = 16))]
     #[serde(default)]
     transforms: Vec<String>,

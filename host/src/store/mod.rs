@@ -143,7 +143,8 @@ pub enum Accepted {
 /// The owner of notifications' own idempotency keys: the API token and the source for a
 /// token's request (`token:<token id>:<source>`), so one sender's key can neither drop
 /// another's notification nor reveal its id; the source alone for a signed webhook, whose
-/// signature is its sender's identity. Source names have no `:`, so the two never meet.
+/// signature is its sender's identity. Webhook source names have no `:`, so the two never
+/// meet.
 pub fn notification_key_owner(token_id: Option<&str>, source: &str) -> String {
     match token_id {
         Some(token_id) => format!("token:{token_id}:{source}"),
