@@ -3,9 +3,9 @@
 //! A token is `<claims>.<mac>`, both base64url without padding. The claims are JSON:
 //! the version, the tenant and when it was created (so a link to a deleted tenant never
 //! opens a later tenant given the same id), when the link expires (Unix ms) and the
-//! link's random id. The
-//! MAC is HMAC-SHA256 over the encoded claims exactly as they travel, so nothing has to be
-//! re-encoded the same way to check it, under a key derived from the vault's master key
+//! link's random id. The MAC is HMAC-SHA256 over the encoded claims exactly as they
+//! travel, so nothing has to be re-encoded the same way to check it, under a key derived
+//! from the vault's master key
 //! ([`crate::vault::Vault::derived_keys`]): every process of a deployment shares that key,
 //! so a link minted by one opens on another, and it survives restarts. While a master key
 //! rotation runs, the older keys of the ring still check links signed before it; once it

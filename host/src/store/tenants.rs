@@ -233,10 +233,9 @@ impl Store {
         })
     }
 
-    /// Deletes tenant `id` and its endpoints, and revokes its tokens and ends its portal
-    /// sessions; `None` when there is
-    /// no such live tenant. Returns the deleted endpoints' ids (their secrets are for the
-    /// caller to remove).
+    /// Deletes tenant `id` and its endpoints, revokes its tokens and ends its portal
+    /// sessions; `None` when there is no such live tenant. Returns the deleted endpoints'
+    /// ids (their secrets are for the caller to remove).
     pub async fn delete_tenant(&self, id: &str) -> Result<Option<Vec<String>>> {
         let now = now_ms();
         on_writer!(self, "delete_tenant", Nothing, |pool, Db, dialect| {
