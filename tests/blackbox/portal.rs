@@ -65,9 +65,14 @@ fn link_path(link: &str) -> String {
     link[at..].to_owned()
 }
 
-/// Opens `link` over HTTP; returns the answer.
+/// Opens `link` over HTTP as a browser navigating to it does; returns the answer.
 async fn enter(hub: &Hub, link: &str) -> Answer {
-    Answer::of(plain_client().get(hub.url(&link_path(link)))).await
+    Answer::of(
+        plain_client()
+            .get(hub.url(&link_path(link)))
+            .header("sec-fetch-mode", "navigate"),
+    )
+    .await
 }
 
 /// Opens `link` and returns the portal session's `Cookie` header.
@@ -610,6 +615,68 @@ async fn a_deleted_tenants_links_and_sessions_never_open_a_new_tenant_with_its_i
     let fresh = session(&hub, &mint(&hub, "acme").await).await;
     let new_home = Answer::of(as_visitor(&hub, reqwest::Method::GET, "/portal", &fresh)).await;
     assert_eq!(new_home.status, 200, "{new_home}");
+}
+
+/// Fetching a link without navigating to it, as a chat client making a preview or a
+/// browser prefetching does, shows a page whose button opens the portal; only that, or a
+/// navigation, spends the link. The button's form is refused from another site.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_link_preview_does_not_spend_the_link() {
+    let hub = Hub::started(ROUTES).await;
+    create_tenant(&hub, "acme").await;
+    let link = mint(&hub, "acme").await;
+    let path = link_path(&link);
+    let token = path.trim_start_matches("/portal/enter?token=").to_owned();
+    for preview in [
+        plain_client().get(hub.url(&path)),
+        plain_client()
+            .get(hub.url(&path))
+            .header("sec-fetch-mode", "navigate")
+            .header("sec-purpose", "prefetch"),
+    ] {
+        let shown = Answer::of(preview).await;
+        assert_eq!(shown.status, 200, "{shown}");
+        assert!(shown.header("set-cookie").is_none(), "{shown}");
+        assert!(shown.text().contains("Continue to the portal"), "{shown}");
+        assert!(
+            shown.text().contains(&token),
+            "the form carries the token: {shown}"
+        );
+    }
+    let from_elsewhere = Answer::of(form_body(
+        plain_client()
+            .post(hub.url("/portal/enter"))
+            .header("sec-fetch-site", "cross-site"),
+        &[("token", &token)],
+    ))
+    .await;
+    assert_eq!(from_elsewhere.status, 403, "{from_elsewhere}");
+    assert!(
+        from_elsewhere.header("set-cookie").is_none(),
+        "{from_elsewhere}"
+    );
+
+    // The button spends it, once.
+    let continued = Answer::of(form_body(
+        plain_client()
+            .post(hub.url("/portal/enter"))
+            .header("sec-fetch-site", "same-origin"),
+        &[("token", &token)],
+    ))
+    .await;
+    assert_eq!(continued.status, 303, "{continued}");
+    assert_eq!(continued.header("location").as_deref(), Some("/portal"));
+    let again = enter(&hub, &link).await;
+    assert_eq!(again.status, 403, "{again}");
+    assert!(again.text().contains("used before"), "{again}");
+    // A preview of a spent or forged link says so at once.
+    let spent_preview = Answer::of(plain_client().get(hub.url(&path))).await;
+    assert_eq!(
+        spent_preview.status, 200,
+        "a preview does not read the store: {spent_preview}"
+    );
+    let forged = Answer::of(plain_client().get(hub.url("/portal/enter?token=x.y"))).await;
+    assert_eq!(forged.status, 403, "{forged}");
 }
 
 /// The master key of a deployment whose processes share one store: 32 bytes, base64.

@@ -94,6 +94,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         "portal/message.html",
         include_str!("../../../templates/portal/message.html"),
     ),
+    (
+        "portal/enter.html",
+        include_str!("../../../templates/portal/enter.html"),
+    ),
 ];
 
 /// The admin console's stylesheet and the portal's few additions, served as one under
@@ -262,7 +266,7 @@ pub fn routes(hub: Arc<Hub>) -> impl Endpoint {
     let with_headers = portal.clone();
     Route::new()
         .at("/", get(pages::list_endpoints))
-        .at("/enter", get(pages::enter))
+        .at("/enter", get(pages::enter).post(pages::enter_by_form))
         .at("/logout", post(pages::logout))
         .at("/endpoints", post(pages::create_endpoint))
         .at("/endpoints/new", get(pages::new_endpoint))

@@ -208,40 +208,110 @@ pub(super) fn error_page(portal: &Portal, status: StatusCode) -> Response {
 
 // ---- Entering and leaving ---------------------------------------------------------------
 
+/// A portal link's token: in the link's query, or in the form of the page that asks a
+/// visitor to continue.
 #[derive(Deserialize)]
-pub struct EnterQuery {
+pub struct EnterToken {
     token: Option<String>,
 }
 
-/// Spends a portal link on a session, and sends the browser to the portal.
+const ASK_AGAIN: &str = "Open the portal again from the product you came from.";
+
+fn refused_link(portal: &Portal, reason: &str) -> Response {
+    portal.message(
+        StatusCode::FORBIDDEN,
+        None,
+        "This link does not open the portal",
+        reason,
+    )
+}
+
+/// The claims of a link the hub signed and that has not expired, or the page saying why
+/// the link does not open the portal.
+fn link_claims(portal: &Portal, token: Option<&str>) -> Result<link::Claims, Response> {
+    let claims = token
+        .and_then(|token| link::verify(&portal.hub.vault.derived_keys(link::KEY_PURPOSE), token));
+    let Some(claims) = claims else {
+        tracing::warn!("refused a portal link that is not one the hub signed");
+        return Err(refused_link(
+            portal,
+            &format!("It is not a valid portal link. {ASK_AGAIN}"),
+        ));
+    };
+    if claims.exp <= store::now_ms() {
+        return Err(refused_link(
+            portal,
+            &format!("It has expired: portal links work for a short while only. {ASK_AGAIN}"),
+        ));
+    }
+    Ok(claims)
+}
+
+/// Whether a browser is opening the page for its user: a navigation, in a window or a
+/// frame (`Sec-Fetch-Mode`, which every current browser sends), not a prefetch.
+fn user_navigation(request: &Request) -> bool {
+    let headers = request.headers();
+    let navigate = headers
+        .get("sec-fetch-mode")
+        .is_some_and(|mode| mode.as_bytes() == b"navigate");
+    let prefetch = headers
+        .get("sec-purpose")
+        .or_else(|| headers.get("purpose"))
+        .and_then(|purpose| purpose.to_str().ok())
+        .is_some_and(|purpose| purpose.contains("prefetch") || purpose.contains("prerender"));
+    navigate && !prefetch
+}
+
+/// Opens a portal link. A browser navigating to it spends it on a session at once, in a
+/// window or in the operator's frame. Anything else that fetches it (a chat or mail client
+/// making a preview, a link scanner, a prefetch) gets a page whose button spends it: a
+/// link is spent by its first use, and a preview is not one.
 #[handler]
 pub async fn enter(
     portal: Data<&Arc<Portal>>,
     request: &Request,
-    Query(query): Query<EnterQuery>,
+    Query(query): Query<EnterToken>,
 ) -> Response {
-    let refused = |reason: &str| {
-        portal.message(
-            StatusCode::FORBIDDEN,
-            None,
-            "This link does not open the portal",
-            reason,
-        )
+    if user_navigation(request) {
+        return spend_link(&portal, request, query.token.as_deref()).await;
+    }
+    let token = match link_claims(&portal, query.token.as_deref()) {
+        Ok(_) => query.token.unwrap_or_default(),
+        Err(refusal) => return refusal,
     };
-    const ASK_AGAIN: &str = "Open the portal again from the product you came from.";
-    let claims = query
-        .token
-        .and_then(|token| link::verify(&portal.hub.vault.derived_keys(link::KEY_PURPOSE), &token));
-    let Some(claims) = claims else {
-        tracing::warn!("refused a portal link that is not one the hub signed");
-        return refused(&format!("It is not a valid portal link. {ASK_AGAIN}"));
+    portal.page(
+        StatusCode::OK,
+        "portal/enter.html",
+        context! { token => token },
+    )
+}
+
+/// The button of the page [`enter`] shows when a link was fetched but not navigated to.
+#[handler]
+pub async fn enter_by_form(
+    portal: Data<&Arc<Portal>>,
+    request: &Request,
+    Form(form): Form<EnterToken>,
+) -> Response {
+    // Another site's form would sign this browser in to a portal of the site's choosing.
+    let cross_site = request
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.as_bytes() != b"same-origin");
+    if cross_site {
+        return portal.forbidden();
+    }
+    spend_link(&portal, request, form.token.as_deref()).await
+}
+
+/// Spends a portal link on a session, and sends the browser to the portal.
+async fn spend_link(portal: &Portal, request: &Request, token: Option<&str>) -> Response {
+    let refused = |reason: &str| refused_link(portal, reason);
+    let claims = match link_claims(portal, token) {
+        Ok(claims) => claims,
+        Err(refusal) => return refusal,
     };
     let now = store::now_ms();
-    if claims.exp <= now {
-        return refused(&format!(
-            "It has expired: portal links work for a short while only. {ASK_AGAIN}"
-        ));
-    }
     match portal.hub.tenancy.tenant(&claims.tenant).await {
         Ok(tenant) if tenant.created_at == claims.born => {}
         // Deleted, and the id given to a new tenant since: someone else's account.
