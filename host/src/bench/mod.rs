@@ -152,6 +152,12 @@ pub struct BenchArgs {
     #[arg(long, value_name = "M", default_value_t = 10, requires = "tenants",
           value_parser = clap::value_parser!(u32).range(2..=endpoints::MAX_ENDPOINTS_PER_TENANT as i64))]
     pub endpoints_per_tenant: u32,
+    /// With `--tenants`: while sending, change this many endpoints a second (a random
+    /// one's description, written to the store as a portal on another process would), to
+    /// see what tenants editing their endpoints cost the deliveries.
+    #[arg(long, value_name = "N", default_value_t = 0, requires = "tenants",
+          value_parser = clap::value_parser!(u32).range(0..=1000))]
+    pub endpoint_edits_per_second: u32,
 }
 
 impl BenchArgs {
@@ -338,6 +344,13 @@ async fn drive(
     for _ in 0..args.connections {
         senders.spawn(load.clone().send_all());
     }
+    let edits = Arc::new(AtomicU64::new(0));
+    let editor = match (store, args.tenants, args.endpoint_edits_per_second) {
+        (Some(store), Some(tenant_count), per_second) if per_second > 0 => Some(tokio::spawn(
+            tenants::edit_endpoints(store.clone(), tenant_count, per_second, edits.clone()),
+        )),
+        _ => None,
+    };
 
     let deadline = Instant::now() + args.timeout;
     let mut next_dead_letter_check = Instant::now() + DEAD_LETTER_CHECK_EVERY;
@@ -385,6 +398,13 @@ async fn drive(
     progress.finish(ledger);
     // Senders still running (a timeout or dead letters cut the run short) are stopped.
     senders.abort_all();
+    if let Some(editor) = editor {
+        editor.abort();
+        eprintln!(
+            "Changed {} endpoints while sending",
+            thousands(edits.load(Ordering::Relaxed))
+        );
+    }
 
     let spent = |before: Option<Duration>, pid| Some(hub::cpu_time(pid)?.saturating_sub(before?));
     Ok(Outcome {

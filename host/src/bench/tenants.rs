@@ -19,6 +19,8 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -354,6 +356,37 @@ pub async fn seed(
 
 fn to_json<T: serde::Serialize>(value: &T) -> String {
     serde_json::to_string(value).expect("plain data serialises")
+}
+
+/// Changes one random endpoint's description `per_second` times a second, for ever (the
+/// caller aborts it), counting the changes in `edits`. A failed change is skipped: the
+/// bench measures deliveries, and the hub's log says what went wrong.
+pub async fn edit_endpoints(
+    store: Store,
+    tenant_count: u32,
+    per_second: u32,
+    edits: Arc<AtomicU64>,
+) {
+    let mut every = tokio::time::interval(Duration::from_secs(1) / per_second);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let page = store::Page {
+        after: None,
+        limit: endpoints::MAX_ENDPOINTS_PER_TENANT as u32,
+    };
+    loop {
+        every.tick().await;
+        let tenant = tenant_id(rand::random_range(0..tenant_count));
+        let Ok(mut rows) = store.list_endpoints(&tenant, &page).await else {
+            continue;
+        };
+        if rows.is_empty() {
+            continue;
+        }
+        let mut row = rows.swap_remove(rand::random_range(0..rows.len()));
+        let n = edits.fetch_add(1, Ordering::Relaxed);
+        row.description = format!("bench endpoint, edit {n}");
+        let _ = store.update_endpoint(&row).await;
+    }
 }
 
 #[cfg(test)]
