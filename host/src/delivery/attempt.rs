@@ -46,7 +46,7 @@ pub(super) async fn run(
 
     let mut trail = Trail::default();
     let result = match shared.plugins.channel(&spec.plugin).await {
-        Ok(plugin) => match shared.grants(&table, &channel, spec).await {
+        Ok(plugin) => match shared.grants(&table, &channel, &destination).await {
             Ok(grants) => {
                 trail.granted.push(grants.clone());
                 let endpoint = destination.endpoint().map(|e| &**e);

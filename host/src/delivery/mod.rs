@@ -148,7 +148,6 @@ struct Shared {
 struct GrantsCache {
     table: Option<Arc<RouteTable>>,
     vault_generation: u64,
-    directory_generation: u64,
     by_channel: HashMap<String, CachedGrants>,
 }
 
@@ -156,6 +155,22 @@ struct CachedGrants {
     grants: Arc<Grants>,
     /// When secrets opened from the vault are to be read again; `None` when it has none.
     stale_at: Option<Instant>,
+    /// For an endpoint, the directory's copy the grants were built from: a change to the
+    /// endpoint replaces that copy, so only its own grants are built again, not every
+    /// endpoint's whenever any tenant edits one. Held, not just compared by address, so
+    /// the address cannot be reused by a newer copy while this entry stands.
+    endpoint: Option<Arc<Endpoint>>,
+}
+
+impl CachedGrants {
+    fn serves(&self, endpoint: Option<&Arc<Endpoint>>) -> bool {
+        let same_endpoint = match (&self.endpoint, endpoint) {
+            (Some(cached), Some(current)) => Arc::ptr_eq(cached, current),
+            (None, None) => true,
+            _ => false,
+        };
+        same_endpoint && self.stale_at.is_none_or(|at| Instant::now() < at)
+    }
 }
 
 /// The lanes of every channel, created on first use.
@@ -461,34 +476,32 @@ impl Shared {
         }
     }
 
-    /// The grants for `channel` under the current table, built once per table and kept
-    /// until the vault changes or, when they hold vault secrets, for a short while. The
-    /// error says why the channel's secrets could not be had; the attempt is retried.
+    /// The grants for `channel` under the current table, built once per table (and, for
+    /// an endpoint, per version of it) and kept until the vault changes or, when they hold
+    /// vault secrets, for a short while. The error says why the channel's secrets could not
+    /// be had; the attempt is retried.
     async fn grants(
         &self,
         table: &Arc<RouteTable>,
         channel: &str,
-        spec: &ChannelSpec,
+        destination: &Destination<'_>,
     ) -> Result<Arc<Grants>, String> {
+        let spec: &ChannelSpec = destination;
+        let endpoint = destination.endpoint();
         let vault_generation = self.vault.generation();
-        let directory_generation = self.directory.generation();
         {
             let mut cache = self.grants.lock().expect("grants lock");
             let same_table = cache
                 .table
                 .as_ref()
                 .is_some_and(|cached| Arc::ptr_eq(cached, table));
-            if !same_table
-                || cache.vault_generation != vault_generation
-                || cache.directory_generation != directory_generation
-            {
+            if !same_table || cache.vault_generation != vault_generation {
                 cache.table = Some(table.clone());
                 cache.vault_generation = vault_generation;
-                cache.directory_generation = directory_generation;
                 cache.by_channel.clear();
             }
             if let Some(cached) = cache.by_channel.get(channel)
-                && cached.stale_at.is_none_or(|at| Instant::now() < at)
+                && cached.serves(endpoint)
             {
                 return Ok(cached.grants.clone());
             }
@@ -524,14 +537,14 @@ impl Shared {
             .table
             .as_ref()
             .is_some_and(|cached| Arc::ptr_eq(cached, table))
-            && cache.vault_generation == vault_generation
-            && cache.directory_generation == directory_generation;
+            && cache.vault_generation == vault_generation;
         if still_current {
             cache.by_channel.insert(
                 channel.to_string(),
                 CachedGrants {
                     grants: grants.clone(),
                     stale_at: from_vault.then(|| Instant::now() + VAULT_SECRETS_REFRESH),
+                    endpoint: endpoint.cloned(),
                 },
             );
         }

@@ -13,7 +13,7 @@
 //! endpoint changed through another process is seen within a second.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -253,8 +253,6 @@ impl Directory {
 pub struct LiveDirectory {
     store: Store,
     directory: RwLock<Directory>,
-    /// Bumped on every change, so caches built from endpoints (grants) know to look again.
-    generation: AtomicU64,
     /// When (this process's clock) the previous read began; 0 before the first.
     last_read: AtomicI64,
 }
@@ -265,7 +263,6 @@ impl LiveDirectory {
         let live = Arc::new(LiveDirectory {
             store,
             directory: RwLock::default(),
-            generation: AtomicU64::new(0),
             last_read: AtomicI64::new(0),
         });
         live.refresh().await?;
@@ -292,35 +289,29 @@ impl LiveDirectory {
         Ok(read)
     }
 
-    /// Applies rows read from the store (or just written by this process).
+    /// Applies rows read from the store (or just written by this process). A row read again
+    /// unchanged leaves its endpoint's `Arc` as it was: the delivery side keys what it
+    /// builds from an endpoint (its grants) by that `Arc`.
     pub fn apply(&self, changes: store::Changes) {
         if changes.tenants.is_empty() && changes.endpoints.is_empty() {
             return;
         }
         let now = store::now_ms();
-        let mut changed = false;
-        {
-            let mut directory = self.directory.write().expect("directory lock");
-            for tenant in changes.tenants {
-                let known = directory
-                    .tenants
-                    .get(&tenant.id)
-                    .and_then(|t| t.tenant.as_ref());
-                if known.is_none_or(|k| k != &tenant) {
-                    changed = true;
-                    directory.apply_tenant(tenant);
-                }
-            }
-            for row in changes.endpoints {
-                let known = directory.endpoints.get(&row.id).map(|e| &e.row);
-                if known != Some(&row) && !(known.is_none() && row.deleted_at.is_some()) {
-                    changed = true;
-                    directory.apply_endpoint(row, now);
-                }
+        let mut directory = self.directory.write().expect("directory lock");
+        for tenant in changes.tenants {
+            let known = directory
+                .tenants
+                .get(&tenant.id)
+                .and_then(|t| t.tenant.as_ref());
+            if known.is_none_or(|k| k != &tenant) {
+                directory.apply_tenant(tenant);
             }
         }
-        if changed {
-            self.generation.fetch_add(1, Ordering::AcqRel);
+        for row in changes.endpoints {
+            let known = directory.endpoints.get(&row.id).map(|e| &e.row);
+            if known != Some(&row) && !(known.is_none() && row.deleted_at.is_some()) {
+                directory.apply_endpoint(row, now);
+            }
         }
     }
 
@@ -332,11 +323,6 @@ impl LiveDirectory {
     /// The endpoint with channel name `channel`.
     pub fn endpoint(&self, channel: &str) -> Option<Arc<Endpoint>> {
         self.read().by_channel(channel).cloned()
-    }
-
-    /// Changes whenever an endpoint or tenant changes.
-    pub fn generation(&self) -> u64 {
-        self.generation.load(Ordering::Acquire)
     }
 
     /// Follows the store until `stop` fires. `expire` is called with every endpoint whose

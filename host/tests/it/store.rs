@@ -1659,19 +1659,25 @@ async fn a_quiet_directory_reads_nothing_again(backend: Backend) {
             .len(),
         1
     );
+    let first = directory.endpoint("endpoint:e1").unwrap();
     // Still inside the overlap: read again, in case a late commit stamped earlier.
     assert_eq!(directory.refresh().await.unwrap(), 2);
     tokio::time::sleep(Duration::from_millis(5_500)).await;
     assert_eq!(directory.refresh().await.unwrap(), 2);
     assert_eq!(directory.refresh().await.unwrap(), 0, "nothing changed");
+    // Read again unchanged, the endpoint is the same `Arc`: what delivery built from it
+    // (its grants) stands.
+    assert!(std::sync::Arc::ptr_eq(
+        &first,
+        &directory.endpoint("endpoint:e1").unwrap()
+    ));
 
     let mut renamed = endpoint_row("e1", "acme");
     renamed.description = "changed".into();
     renamed.updated_at = now_ms();
     assert!(store.update_endpoint(&renamed).await.unwrap());
     assert_eq!(directory.refresh().await.unwrap(), 1);
-    assert_eq!(
-        directory.endpoint("endpoint:e1").unwrap().row.description,
-        "changed"
-    );
+    let changed = directory.endpoint("endpoint:e1").unwrap();
+    assert_eq!(changed.row.description, "changed");
+    assert!(!std::sync::Arc::ptr_eq(&first, &changed));
 }
