@@ -149,6 +149,32 @@ struct GrantsCache {
     table: Option<Arc<RouteTable>>,
     vault_generation: u64,
     by_channel: HashMap<String, CachedGrants>,
+    /// How many entries the last sweep left.
+    swept_len: usize,
+}
+
+impl GrantsCache {
+    /// Keeps `grants` for `channel`. Entries of endpoints deleted or changed since are
+    /// swept out whenever the map has doubled since the last sweep, so the map stays within
+    /// twice what is live (a delete on another process clears nothing here) at an
+    /// amortised cost per insert.
+    fn insert(&mut self, channel: &str, cached: CachedGrants) {
+        if self.by_channel.len() >= (2 * self.swept_len).max(SWEEP_GRANTS_FROM) {
+            self.by_channel
+                .retain(|_, cached| cached.endpoint.as_ref().is_none_or(still_held));
+            self.swept_len = self.by_channel.len();
+        }
+        self.by_channel.insert(channel.to_owned(), cached);
+    }
+}
+
+/// Sweeps start once the cache holds this many entries.
+const SWEEP_GRANTS_FROM: usize = 1024;
+
+/// Whether anything but this cache (the directory, an attempt in flight) still holds
+/// `endpoint`: the directory drops its `Arc` when the endpoint is deleted or changed.
+fn still_held(endpoint: &Arc<Endpoint>) -> bool {
+    Arc::strong_count(endpoint) > 1
 }
 
 struct CachedGrants {
@@ -499,6 +525,7 @@ impl Shared {
                 cache.table = Some(table.clone());
                 cache.vault_generation = vault_generation;
                 cache.by_channel.clear();
+                cache.swept_len = 0;
             }
             if let Some(cached) = cache.by_channel.get(channel)
                 && cached.serves(endpoint)
@@ -539,8 +566,8 @@ impl Shared {
             .is_some_and(|cached| Arc::ptr_eq(cached, table))
             && cache.vault_generation == vault_generation;
         if still_current {
-            cache.by_channel.insert(
-                channel.to_string(),
+            cache.insert(
+                channel,
                 CachedGrants {
                     grants: grants.clone(),
                     stale_at: from_vault.then(|| Instant::now() + VAULT_SECRETS_REFRESH),
@@ -572,3 +599,55 @@ impl Shared {
 
 /// Keeps the slot of a call for as long as the call runs.
 type Slot = OwnedSemaphorePermit;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoints(count: u32) -> Vec<Arc<Endpoint>> {
+        crate::bench::tenants::endpoint_rows("acme", count, "http://127.0.0.1:9/", 1)
+            .into_iter()
+            .map(|row| Arc::new(Endpoint::from_row(row, 1).unwrap()))
+            .collect()
+    }
+
+    fn cached(endpoint: Option<&Arc<Endpoint>>) -> CachedGrants {
+        CachedGrants {
+            grants: Arc::new(Grants::default()),
+            stale_at: None,
+            endpoint: endpoint.cloned(),
+        }
+    }
+
+    #[test]
+    fn grants_serve_only_the_endpoint_copy_they_were_built_from() {
+        let [endpoint, changed]: [Arc<Endpoint>; 2] = endpoints(2).try_into().unwrap();
+        assert!(cached(Some(&endpoint)).serves(Some(&endpoint)));
+        assert!(!cached(Some(&endpoint)).serves(Some(&changed)));
+        assert!(!cached(Some(&endpoint)).serves(None));
+        assert!(cached(None).serves(None));
+        let mut stale = cached(None);
+        stale.stale_at = Some(Instant::now());
+        assert!(!stale.serves(None));
+    }
+
+    #[test]
+    fn grants_of_endpoints_the_directory_dropped_are_swept_out() {
+        // Just under the size a sweep starts at: a YAML channel and endpoints.
+        let mut directory = endpoints(SWEEP_GRANTS_FROM as u32 - 1);
+        let mut cache = GrantsCache::default();
+        cache.insert("yaml", cached(None));
+        for (i, endpoint) in directory.iter().enumerate() {
+            cache.insert(&format!("endpoint:{i}"), cached(Some(endpoint)));
+        }
+        assert_eq!(cache.by_channel.len(), SWEEP_GRANTS_FROM);
+        // The directory still holds the first half; it dropped the rest.
+        directory.truncate(SWEEP_GRANTS_FROM / 2);
+        cache.insert("one more", cached(None));
+        assert_eq!(cache.by_channel.len(), SWEEP_GRANTS_FROM / 2 + 2);
+        assert!(cache.by_channel.contains_key("yaml"));
+        assert!(cache.by_channel.contains_key("endpoint:0"));
+        assert!(!cache.by_channel.contains_key("endpoint:1000"));
+        assert_eq!(cache.swept_len, SWEEP_GRANTS_FROM / 2 + 1);
+    }
+}
