@@ -82,16 +82,9 @@ impl Portal {
         request: &Request,
         csrf_token: Option<&str>,
     ) -> Result<Visitor, Response> {
-        // Browsers say where a request came from in `Sec-Fetch-Site`; a form of the
-        // portal's own pages, framed or not, is `same-origin`. Clients that do not send
-        // it are left to the CSRF token, which only the portal's pages hold.
-        let cross_site = request
-            .headers()
-            .get("sec-fetch-site")
-            .is_some_and(|site| site.as_bytes() != b"same-origin");
         let csrf_ok = session::session_cookie(request.headers())
             .is_some_and(|session_id| session::csrf_ok(&session_id, csrf_token));
-        if cross_site || !csrf_ok {
+        if cross_site(request) || !csrf_ok {
             return Err(self.forbidden());
         }
         self.visitor(request).await
@@ -247,6 +240,17 @@ fn link_claims(portal: &Portal, token: Option<&str>) -> Result<link::Claims, Res
     Ok(claims)
 }
 
+/// Whether the browser marked `request` as coming from another site. Browsers say where a
+/// request came from in `Sec-Fetch-Site`; a form of the portal's own pages, framed or not,
+/// is `same-origin`. Clients that do not send it are left to the CSRF token (and a link's
+/// token), which only the portal's pages hold.
+fn cross_site(request: &Request) -> bool {
+    request
+        .headers()
+        .get("sec-fetch-site")
+        .is_some_and(|site| site.as_bytes() != b"same-origin")
+}
+
 /// Whether a browser is opening the page for its user: a navigation, in a window or a
 /// frame (`Sec-Fetch-Mode`, which every current browser sends), not a prefetch.
 fn user_navigation(request: &Request) -> bool {
@@ -294,11 +298,7 @@ pub async fn enter_by_form(
     Form(form): Form<EnterToken>,
 ) -> Response {
     // Another site's form would sign this browser in to a portal of the site's choosing.
-    let cross_site = request
-        .headers()
-        .get("sec-fetch-site")
-        .is_some_and(|site| site.as_bytes() != b"same-origin");
-    if cross_site {
+    if cross_site(request) {
         return portal.forbidden();
     }
     spend_link(&portal, request, form.token.as_deref()).await
